@@ -1,0 +1,72 @@
+# svpms.incident_response — the two commands are `make demo` and `make test`.
+# Both do their own set-up (venv, installs, the collection self-link).
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+LINK := .collections/ansible_collections/svpms/incident_response
+SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m svpms_sandbox
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help setup demo demo-stop test unit integration sandbox-test e2e lint sanity docs importer molecule build clean
+
+help:
+	@echo "make demo   - set up, start the local sandbox, inject a high 5xx error rate, run the runbook, print the report path"
+	@echo "make test   - everything CI checks (lint, sanity, docs, unit, integration, e2e, molecule, galaxy-importer)"
+
+$(BIN)/ansible-playbook: requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(LINK):
+	mkdir -p $(dir $(LINK))
+	ln -sfn ../../.. $(LINK)
+
+setup: $(BIN)/ansible-playbook $(LINK)
+
+demo: setup
+	@bash scripts/demo.sh
+
+demo-stop:
+	-$(SANDBOX) stop
+
+test: setup lint sanity docs unit integration sandbox-test e2e molecule importer
+	@echo "make test: all checks passed"
+
+unit: setup
+	$(BIN)/pytest tests/unit -q
+
+integration: setup
+	$(BIN)/pytest tests/integration -q
+
+sandbox-test: setup
+	$(BIN)/pytest tests/sandbox -q
+
+e2e: setup
+	$(BIN)/pytest tests/e2e -q
+
+lint: setup
+	bash scripts/lint.sh
+
+sanity: setup
+	bash scripts/sanity.sh
+
+docs: setup
+	bash scripts/docs.sh
+
+molecule: setup
+	bash scripts/molecule.sh
+
+importer: setup build
+	bash scripts/importer.sh
+
+build: setup
+	mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+clean: demo-stop
+	rm -rf build tests/output .collections collections
