@@ -35,7 +35,6 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 
 try:
     import boto3
-    import botocore
     from botocore.config import Config
     from botocore.exceptions import (
         BotoCoreError,
