@@ -1,0 +1,191 @@
+"""Command line: python -m svpms_sandbox [--state-dir D] [--moto-port P] [--twin-port P] COMMAND.
+
+Exit codes: 0 success; 1 expected failure (one-line message, no traceback;
+`status` also exits 1 when a process is down); 2 usage error.
+"""
+
+import argparse
+import json
+import sys
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import constants as C
+from .core import PACKAGE_PARENT, Sandbox, UsageError
+from .procs import SandboxError
+
+PROG = 'python -m svpms_sandbox'
+
+
+def _common(parser, suppress):
+    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
+    parser.add_argument('--state-dir', default=d(C.DEFAULT_STATE_DIR), metavar='DIR',
+                        help='pid files, logs, connection.yml (default: %s, relative to cwd)'
+                        % C.DEFAULT_STATE_DIR)
+    parser.add_argument('--moto-port', type=int, default=d(None), metavar='PORT',
+                        help='moto_server port (default: the running sandbox\'s, else %d)' % C.DEFAULT_MOTO_PORT)
+    parser.add_argument('--twin-port', type=int, default=d(None), metavar='PORT',
+                        help='service twin port (default: the running sandbox\'s, else %d)' % C.DEFAULT_TWIN_PORT)
+    parser.add_argument('--json', action='store_true', default=d(False),
+                        help='print machine-readable JSON instead of text')
+
+
+def build_parser():
+    faults = ', '.join('%s (%s)' % (k, v['description']) for k, v in sorted(C.FAULTS.items()))
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description='Local stand-in for SVPMS production: moto_server (ECS, CloudWatch, Logs, SSM) '
+                    'plus a service twin on 127.0.0.1, for the incident runbooks.',
+        epilog='exit codes: 0 ok, 1 failure (status: something is down), 2 usage error')
+    _common(p, suppress=False)
+    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+    parent = argparse.ArgumentParser(add_help=False)
+    _common(parent, suppress=True)  # the global options also work after the command
+    sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start the twin, '
+                   'write connection.yml (idempotent)')
+    sub.add_parser('stop', parents=[parent], help='stop the twin and moto_server by PID (idempotent)')
+    st = sub.add_parser('status', parents=[parent], help='processes, ECS service revision, twin numbers')
+    st.add_argument('--window', type=float, default=C.STATUS_WINDOW, metavar='SECONDS',
+                    help='twin statistics window (default %(default)gs)')
+    inj = sub.add_parser('inject', parents=[parent], help='deploy a bad revision carrying a fault',
+                         description='Register a new revision of %s identical to the current good one '
+                                     'plus %s=FAULT, and deploy it. Faults: %s' % (C.FAMILY, C.FAULT_ENV, faults))
+    inj.add_argument('fault', metavar='FAULT', help='one of: %s' % ', '.join(sorted(C.FAULTS)))
+    inj.add_argument('--no-wait', action='store_true',
+                     help='do not wait for the twin to pick up the new revision')
+    heal = sub.add_parser('heal', parents=[parent],
+                          help='point the service back at the newest ACTIVE revision without a fault marker')
+    heal.add_argument('--no-wait', action='store_true',
+                      help='do not wait for the twin to pick up the revision')
+    sub.add_parser('twin', parents=[parent], help='(internal) run the service twin in the foreground')
+    return p
+
+
+def _print_json(obj):
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def _fmt_status(st):
+    lines = []
+    procs = st['processes']
+    for key, label, where in (('moto', 'moto_server', 'endpoint'), ('twin', 'service twin', 'url')):
+        p = procs[key]
+        lines.append('%-13s %-4s pid %-7s %s' % (label, 'up' if p['up'] else 'DOWN', p['pid'] or '-', p[where]))
+    svc = st.get('service')
+    if svc:
+        health = ('BAD revision: fault %s' % svc['fault']) if svc['bad_revision'] else 'good revision'
+        lines.append('%-13s %s/%s on %s (%s, version %s)' % (
+            'ECS service', svc['cluster'], svc['name'], svc['task_definition'], health, svc['version']))
+        lines.append('%-13s desired %s / running %s / pending %s' % (
+            '', svc['desired'], svc['running'], svc['pending']))
+        for d in svc['deployments']:
+            note = '' if d['taskDefinition'] == svc['task_definition'] else \
+                '  (moto never updates the deployment\'s taskDefinition)'
+            lines.append('%-13s %s %s %s created %s%s' % (
+                'deployment', d['status'], d['taskDefinition'], d['rolloutState'], d['createdAt'], note))
+        lines.append('%-13s %s' % ('revisions', ', '.join(
+            '%s%s%s' % (r['name'], '' if r['status'] == 'ACTIVE' else ' INACTIVE',
+                        ' [%s]' % r['fault'] if r['fault'] else '') for r in svc['revisions'])))
+    if st.get('injected_at'):
+        lines.append('%-13s %s' % ('injected at', st['injected_at']))
+    tw = st.get('twin')
+    if tw:
+        w = tw['window']
+        lines.append('%-13s on %s, behaviour %s since %s%s' % (
+            'twin', tw['task_definition'], tw['behaviour'], tw['behaviour_since'],
+            '' if tw['moto_reachable'] else ' (moto unreachable: %s)' % tw['last_poll_error']))
+        lines.append('%-13s last %gs: %d requests, %d 5xx (%.1f%%), p95 %s ms' % (
+            '', w['seconds'], w['requests'], w['errors_5xx'], 100.0 * w['error_rate'],
+            w['p95_ms'] if w['p95_ms'] is not None else '-'))
+    if st.get('connection_file'):
+        lines.append('%-13s %s' % ('connection', st['connection_file']))
+    for err in st.get('errors', []):
+        lines.append('error: %s' % err)
+    if not st['running']:
+        lines.append('the sandbox is not (fully) running; start it with: %s start' % PROG)
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == 'twin':
+        from . import twin
+        sb = Sandbox(args.state_dir, args.moto_port, args.twin_port)
+        return twin.run(sb.moto_port, sb.twin_port)
+
+    out = None if args.json else (lambda m: print(m, flush=True))
+    sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, out=out)
+    try:
+        if args.command == 'start':
+            res = sb.start()
+            if args.json:
+                _print_json(dict(res, connection=sb.connection()))
+                return 0
+            if res['already_running']:
+                print('sandbox already running (moto pid %d, twin pid %d); connection file %s'
+                      % (res['moto_pid'], res['twin_pid'], res['connection_file']))
+                return 0
+            st = sb.status()
+            print('sandbox started')
+            print(_fmt_status(st))
+            print('use it with: ansible-playbook ... -e @%s' % res['connection_file'])
+            print('stop it with: PYTHONPATH=%s %s -m svpms_sandbox --state-dir %s stop'
+                  % (PACKAGE_PARENT, sys.executable, sb.state_dir))
+            return 0
+        if args.command == 'stop':
+            res = sb.stop()
+            if args.json:
+                _print_json({k: {'pid': v[0], 'result': v[1]} for k, v in res.items()})
+                return 0
+            for name, (pid, result) in res.items():
+                print('%-5s %s' % (name, result if not pid else '%s (pid %d)' % (result, pid)))
+            return 0
+        if args.command == 'status':
+            st = sb.status(window=args.window)
+            if args.json:
+                _print_json(st)
+            else:
+                print(_fmt_status(st))
+            return 0 if st['running'] else 1
+        if args.command == 'inject':
+            res = sb.inject(args.fault, wait=not args.no_wait)
+            if args.json:
+                _print_json(res)
+                return 0
+            print('injected %s at %s: registered %s (based on %s) and deployed it with forceNewDeployment '
+                  '(was %s)' % (res['fault'], res['injected_at'], res['task_definition'], res['based_on'],
+                                res['from']))
+            if res['twin_switch_seconds'] is not None:
+                print('the service twin switched to %s after %.1fs' % (res['task_definition'],
+                                                                       res['twin_switch_seconds']))
+            elif not args.no_wait:
+                print('warning: the service twin is not running; nothing serves the bad revision')
+            print('injection time written to %s' % sb.path('injected_at'))
+            return 0
+        if args.command == 'heal':
+            res = sb.heal(wait=not args.no_wait)
+            if args.json:
+                _print_json(res)
+            elif not res['changed']:
+                print('already on %s (newest ACTIVE revision without a fault marker)' % res['task_definition'])
+            else:
+                print('service moved from %s back to %s%s' % (
+                    res['from'], res['task_definition'],
+                    '; twin switched after %.1fs' % res['twin_switch_seconds']
+                    if res['twin_switch_seconds'] is not None else ''))
+            return 0
+    except UsageError as exc:
+        print('%s: error: %s' % (PROG, exc), file=sys.stderr)
+        return 2
+    except SandboxError as exc:
+        print('%s %s: error: %s' % (PROG, args.command, exc), file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        print('%s %s: error: AWS call to the sandbox\'s moto_server (%s) failed: %s'
+              % (PROG, args.command, sb.moto_endpoint, exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+    return 2
