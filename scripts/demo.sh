@@ -14,6 +14,7 @@ cleanup() {
     echo "Sandbox stopped (KEEP_SANDBOX=1 make demo keeps it running; make demo-stop stops it)."
   fi
 }
+# shellcheck disable=SC2329  # cleanup is invoked by the trap
 trap cleanup EXIT
 
 echo "==> Starting the local SVPMS sandbox (moto_server + service twin on 127.0.0.1)"
