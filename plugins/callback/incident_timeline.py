@@ -44,6 +44,7 @@ MAX_LIST = 50
 MAX_DEPTH = 8
 PHASES = ('detect', 'investigate', 'decide', 'mitigate', 'verify', 'record')
 ROLE_PHASE = {'incident': 'detect', 'verify_recovery': 'verify'}
+FILE_PHASE = {'conclude': 'record', 'gate': 'mitigate', 'watch_round': 'verify'}
 DROP_KEYS = frozenset(['_ansible_no_log', '_ansible_verbose_always', '_ansible_verbose_override',
                        '_ansible_delegated_vars', 'stdout_lines', 'stderr_lines'])
 
@@ -88,6 +89,8 @@ def task_phase(task):
     for phase in PHASES:
         if stem == phase or stem.startswith(phase + '_'):
             return phase
+    if stem in FILE_PHASE:
+        return FILE_PHASE[stem]
     role = task._role.get_name() if task._role else ''
     role = role.split('.')[-1]
     return ROLE_PHASE.get(role, 'other')

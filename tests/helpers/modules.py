@@ -54,7 +54,7 @@ def run_module(name, args, check=False, timeout=120):
         path = fh.name
     try:
         proc = subprocess.run([sys.executable, os.path.join(MODULES, name + '.py'), path],
-                              capture_output=True, text=True, timeout=timeout, env=_env())
+                              capture_output=True, text=True, timeout=timeout, env=_env(), check=False)
     finally:
         os.unlink(path)
     try:
@@ -72,17 +72,26 @@ def assert_no_traceback(result):
 
 
 def run_adhoc(fqcn, args, check=False, timeout=180, extra_env=None):
-    """Run one module through `ansible localhost -m` with the json callback."""
+    """Run one module through `ansible localhost -m` and parse its JSON result.
+
+    Uses ansible-core's default callback with result_format=json (the `json`
+    stdout callback lives in ansible.posix, which is not a dependency).
+    """
     env = _env()
-    env.update({'ANSIBLE_STDOUT_CALLBACK': 'json', 'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
-                'ANSIBLE_CALLBACKS_ENABLED': '', 'ANSIBLE_CONFIG': os.path.join(REPO, 'ansible.cfg')})
+    env.update({'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.default',
+                'ANSIBLE_CALLBACK_RESULT_FORMAT': 'json', 'ANSIBLE_LOAD_CALLBACK_PLUGINS': '0',
+                'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_CONFIG': os.path.join(REPO, 'ansible.cfg')})
     env.update(extra_env or {})
     cmd = [os.path.join(VENV_BIN, 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
            '-e', 'ansible_python_interpreter=%s' % sys.executable,
            '-m', fqcn, '-a', json.dumps(args)]
     if check:
         cmd.append('--check')
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
-    data = json.loads(proc.stdout)
-    result = data['plays'][0]['tasks'][0]['hosts']['localhost']
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,
+                          check=False)
+    marker = proc.stdout.find(' => ')
+    if marker < 0:
+        raise AssertionError('ansible printed no result (rc=%s)\nstdout:\n%s\nstderr:\n%s'
+                             % (proc.returncode, proc.stdout, proc.stderr))
+    result = json.JSONDecoder().raw_decode(proc.stdout[marker + 4:].lstrip())[0]
     return ModuleResult(proc.returncode, result, proc.stdout, proc.stderr)
