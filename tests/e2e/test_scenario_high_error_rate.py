@@ -19,10 +19,13 @@ pytestmark = pytest.mark.e2e
 SECRETS = ('sandbox-secret-key',)
 
 
-def current_revision(box):
+def service(box):
     ecs = box.boto('ecs')
-    svc = ecs.describe_services(cluster='svpms-sandbox-cluster', services=['svpms-api'])['services'][0]
-    return int(svc['taskDefinition'].rsplit(':', 1)[1])
+    return ecs.describe_services(cluster='svpms-sandbox-cluster', services=['svpms-api'])['services'][0]
+
+
+def current_revision(box):
+    return int(service(box)['taskDefinition'].rsplit(':', 1)[1])
 
 
 def assert_no_secrets(run):
@@ -102,6 +105,20 @@ def test_auto_mode_rolls_back_and_verifies(sandbox, tmp_path):
     assert_no_secrets(run)
 
 
+def test_rerun_right_after_recovery_changes_nothing(sandbox, tmp_path):
+    """The detection window still holds the bad revision's errors (metrics lag);
+    the runbook must see that the latest datapoints are clean and not roll back
+    further or scale out."""
+    before = service(sandbox)
+    run = run_playbook(sandbox, tmp_path, 'e2e-rerun')
+    assert run.rc == 0, run.output
+    summary = run.summary()
+    assert summary['outcome'] == 'no_incident', summary['symptom']
+    after = service(sandbox)
+    assert after['taskDefinition'] == before['taskDefinition']
+    assert after['desiredCount'] == before['desiredCount']
+
+
 def test_installed_collection_runs_by_fqcn(sandbox, tmp_path):
     """After `ansible-galaxy collection build` + `install`, the playbook runs by FQCN."""
     build = tmp_path / 'build'
@@ -121,3 +138,4 @@ def test_installed_collection_runs_by_fqcn(sandbox, tmp_path):
     assert run.rc == 0, run.output
     assert run.summary()['outcome'] == 'no_incident'
     assert run.timeline(), 'the installed callback wrote the timeline'
+    assert 'svpms.incident_response.service_metrics_info' in {e['action'] for e in run.timeline()}
