@@ -8,13 +8,13 @@ PY=.venv/bin/python
 sandbox() { PYTHONPATH=sandbox "$PY" -m svpms_sandbox --state-dir .sandbox "$@"; }
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
+# shellcheck disable=SC2329  # invoked by the EXIT trap below
 cleanup() {
   if [ "${KEEP_SANDBOX:-0}" != "1" ]; then
     sandbox stop >/dev/null 2>&1 || true
     echo "Sandbox stopped (KEEP_SANDBOX=1 make demo keeps it running; make demo-stop stops it)."
   fi
 }
-# shellcheck disable=SC2329  # cleanup is invoked by the trap
 trap cleanup EXIT
 
 echo "==> Starting the local SVPMS sandbox (moto_server + service twin on 127.0.0.1)"

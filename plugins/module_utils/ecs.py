@@ -194,6 +194,15 @@ def rollback_candidate(client, raw):
     return choose_rollback_candidate(raw, task_definitions)
 
 
+def latest_active_revision(client, raw):
+    """The newest ACTIVE revision number of the service's family, or None."""
+    current = try_parse_task_definition(raw.get('taskDefinition'))
+    if current is None:
+        return None
+    arns = list_family_arns(client, current.family, 'ACTIVE')
+    return try_parse_task_definition(arns[0]).revision if arns else None
+
+
 def stopped_tasks(client, cluster, service, max_tasks):
     """Up to max_tasks recently stopped tasks of the service, newest first."""
     if max_tasks <= 0:

@@ -245,6 +245,21 @@ recent_deployment_age_seconds:
   returned: success
   type: int
   sample: 754
+latest_revision:
+  description:
+    - The newest ACTIVE revision of the service's task definition family, or null
+      when the family has no ACTIVE revision.
+  returned: success
+  type: int
+  sample: 4
+runs_latest_revision:
+  description:
+    - Whether the service runs the newest ACTIVE revision of its family. False means
+      it was already rolled back (or pinned) to an older revision; runbooks leave
+      rolling back further to a human.
+  returned: success
+  type: bool
+  sample: true
 rollback_candidate:
   description:
     - The task definition a rollback would go to (see the notes for the rules), or null
@@ -325,6 +340,7 @@ from ansible_collections.svpms.incident_response.plugins.module_utils.ecs import
     check_names,
     describe_service,
     ecs_argument_spec,
+    latest_active_revision,
     rollback_candidate,
     service_facts,
     stopped_tasks,
@@ -351,6 +367,9 @@ def main():
         raw = describe_service(client, params['cluster'], params['service'])
         result = service_facts(raw, utc_now(), params['lookback_seconds'])
         result['rollback_candidate'] = rollback_candidate(client, raw)
+        result['latest_revision'] = latest_active_revision(client, raw)
+        current = result['service']['task_definition_revision']
+        result['runs_latest_revision'] = result['latest_revision'] is None or current == result['latest_revision']
         result['stopped_tasks'] = stopped_tasks(client, params['cluster'], params['service'],
                                                 params['max_stopped_tasks'])
     except AWSError as err:

@@ -27,7 +27,7 @@ def sandbox(tmp_path_factory):
 def wait_for_symptom(box, timeout=90):
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'scripts', 'wait_for_symptom.py'),
                            '--state-dir', box.state_dir, '--timeout', str(timeout)],
-                          capture_output=True, text=True, timeout=timeout + 30)
+                          capture_output=True, text=True, timeout=timeout + 30, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -66,5 +66,5 @@ def run_playbook(box, tmp_path, incident_id, *extra, playbook=None, env=None, cw
     run_env = dict(os.environ, SVPMS_INCIDENT_ROOT=root, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'),
                    ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1')
     run_env.update(env or {})
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env, cwd=cwd)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env, cwd=cwd, check=False)
     return PlaybookRun(proc, os.path.join(root, incident_id))

@@ -127,6 +127,7 @@ def test_service_info_reports_state_and_rollback_candidate(svc):
     assert candidate['task_definition'] == svc.arns[3]
     assert (candidate['family'], candidate['revision']) == (FAMILY, 3)
     assert 'older than' in candidate['reason']
+    assert res['latest_revision'] == 4 and res['runs_latest_revision'] is True
     [stopped] = [t for t in res['stopped_tasks'] if t['task_arn'] == svc.stopped_task_arn]
     assert stopped['stopped_reason'] == 'Essential container in task exited'
     assert stopped['last_status'] == 'STOPPED'
@@ -175,6 +176,9 @@ def test_rollback_check_apply_idempotent(svc):
     assert applied['changed'] is True
     assert applied['target']['revision'] == 3 and applied['target']['task_definition'] == svc.arns[3]
     assert _rev(svc.service()['taskDefinition']) == 3
+    # the service now runs an older revision than the newest: already rolled back
+    info = svc.run('ecs_service_info', max_stopped_tasks=0)
+    assert info['latest_revision'] == 4 and info['runs_latest_revision'] is False
     assert applied['waited_for'] == '1 deployment on task definition %s:3, running=desired' % FAMILY
     assert applied['wait_result']['completed'] is True
 
