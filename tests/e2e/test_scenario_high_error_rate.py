@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from tests.e2e.conftest import run_playbook, wait_for_symptom
-from tests.helpers.servers import REPO, VENV_BIN
+from tests.helpers.servers import REPO, VENV_BIN, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +65,29 @@ def test_approve_mode_stops_before_the_change(sandbox, tmp_path):
     assert summary['outcome'] == 'approval_required'
     assert summary['mitigation']['token'] == token
     assert 'incident_approve=%s' % token in run.report()
+    assert_no_secrets(run)
+
+
+def test_aws_unreachable_is_evidence_not_a_crash(sandbox, tmp_path):
+    """With AWS unreachable mid-incident the runbook detects through the probe,
+    records every unreachable check, changes nothing and says to escalate."""
+    bad = current_revision(sandbox)
+    closed = 'http://127.0.0.1:%d' % free_port()
+    run = run_playbook(sandbox, tmp_path, 'e2e-unreachable', '-e', 'svpms_aws_endpoint_url=%s' % closed)
+    assert run.rc != 0
+    assert 'No automated mitigation applies: escalate' in run.output
+    assert 'Traceback' not in run.output
+    summary = run.summary()
+    assert summary['symptom']['present'] is True
+    assert 'synthetic probe' in summary['symptom']['source']
+    findings = {f['check']: f for f in summary['findings']}
+    assert findings['recent deployments']['status'] == 'unreachable'
+    assert closed in findings['recent deployments']['summary']
+    assert findings['logs']['status'] == 'unreachable'
+    assert summary['outcome'] == 'human_action_required'
+    reason = summary['decision']['reason']
+    assert 'evidence is incomplete' in reason and 'recent deployments' in reason and 'within limits' not in reason
+    assert current_revision(sandbox) == bad
     assert_no_secrets(run)
 
 
