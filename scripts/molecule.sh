@@ -63,6 +63,10 @@ for s in "${scenarios[@]}"; do
     echo "molecule: running scenario $s"
     start=$SECONDS
     rc=0
+    # With managed: false there is no destroy step, so molecule would keep
+    # "prepared: true" from an earlier run and skip prepare (the sandbox would
+    # never start): start every scenario from a clean ephemeral state.
+    timeout 120 molecule reset -s "$s" >/dev/null 2>&1 || true
     timeout --kill-after=30 "$LIMIT" molecule test -s "$s" || rc=$?
     if ((rc == 124 || rc == 137)); then
         echo "molecule: FAIL $s: timed out after ${LIMIT}s"

@@ -253,27 +253,41 @@ class Twin:
         now = utcnow()
         n = len(batch)
         errors = sum(1 for r in batch if r.status >= 500)
-        ok2xx = sum(1 for r in batch if 200 <= r.status < 300)
         alb_dims = [{'Name': 'LoadBalancer', 'Value': C.ALB_LOAD_BALANCER},
                     {'Name': 'TargetGroup', 'Value': C.ALB_TARGET_GROUP}]
 
-        def datum(name, unit, **kw):
-            d = {'MetricName': name, 'Dimensions': alb_dims, 'Timestamp': now,
+        def datum(name, unit, stamp, **kw):
+            d = {'MetricName': name, 'Dimensions': alb_dims, 'Timestamp': stamp,
                  'Unit': unit, 'StorageResolution': 1}
             d.update(kw)
             return d
 
-        alb = [datum('RequestCount', 'Count', Value=float(n)),
-               datum('HTTPCode_Target_5XX_Count', 'Count', Value=float(errors)),
-               datum('HTTPCode_Target_2XX_Count', 'Count', Value=float(ok2xx))]
-        if n:
-            # seconds, as Values/Counts (latency rounded to 1 ms); <=150 values per datum
-            hist = collections.Counter(round(r.latency_ms / 1000.0, 3) for r in batch)
-            items = sorted(hist.items())
-            for i in range(0, len(items), 150):
-                chunk = items[i:i + 150]
-                alb.append(datum('TargetResponseTime', 'Seconds',
-                                 Values=[v for v, c in chunk], Counts=[float(c) for v, c in chunk]))
+        # One datapoint per second, stamped with the second its requests were
+        # served in (as ALB stamps a datapoint with the start of its period):
+        # a query "since T" then sees only requests served since T, whatever
+        # the publishing lag.
+        by_second = collections.defaultdict(list)
+        for r in batch:
+            by_second[int(r.ts)].append(r)
+        if not by_second:
+            by_second[int(now.timestamp())] = []
+        alb = []
+        for second in sorted(by_second):
+            recs = by_second[second]
+            stamp = datetime.datetime.fromtimestamp(second, datetime.timezone.utc)
+            alb += [datum('RequestCount', 'Count', stamp, Value=float(len(recs))),
+                    datum('HTTPCode_Target_5XX_Count', 'Count', stamp,
+                          Value=float(sum(1 for r in recs if r.status >= 500))),
+                    datum('HTTPCode_Target_2XX_Count', 'Count', stamp,
+                          Value=float(sum(1 for r in recs if 200 <= r.status < 300)))]
+            if recs:
+                # seconds, as Values/Counts (latency rounded to 1 ms); <=150 values per datum
+                hist = collections.Counter(round(r.latency_ms / 1000.0, 3) for r in recs)
+                items = sorted(hist.items())
+                for i in range(0, len(items), 150):
+                    chunk = items[i:i + 150]
+                    alb.append(datum('TargetResponseTime', 'Seconds', stamp,
+                                     Values=[v for v, c in chunk], Counts=[float(c) for v, c in chunk]))
         ecs_dims = [{'Name': 'ClusterName', 'Value': C.CLUSTER},
                     {'Name': 'ServiceName', 'Value': C.SERVICE}]
         ecs = [{'MetricName': 'CPUUtilization', 'Dimensions': ecs_dims, 'Timestamp': now,
