@@ -26,6 +26,9 @@ def _common(parser, suppress):
                         help='moto_server port (default: the running sandbox\'s, else %d)' % C.DEFAULT_MOTO_PORT)
     parser.add_argument('--twin-port', type=int, default=d(None), metavar='PORT',
                         help='service twin port (default: the running sandbox\'s, else %d)' % C.DEFAULT_TWIN_PORT)
+    parser.add_argument('--receiver-port', type=int, default=d(None), metavar='PORT',
+                        help='notification receiver port (default: the running sandbox\'s, else %d, '
+                        'else a free port)' % C.DEFAULT_RECEIVER_PORT)
     parser.add_argument('--json', action='store_true', default=d(False),
                         help='print machine-readable JSON instead of text')
 
@@ -42,9 +45,9 @@ def build_parser():
     sub.required = True
     parent = argparse.ArgumentParser(add_help=False)
     _common(parent, suppress=True)  # the global options also work after the command
-    sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start the twin, '
-                   'write connection.yml (idempotent)')
-    sub.add_parser('stop', parents=[parent], help='stop the twin and moto_server by PID (idempotent)')
+    sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start the twin and the '
+                   'notification receiver, write connection.yml (idempotent)')
+    sub.add_parser('stop', parents=[parent], help='stop the receiver, the twin and moto_server by PID (idempotent)')
     st = sub.add_parser('status', parents=[parent], help='processes, ECS service revision, twin numbers')
     st.add_argument('--window', type=float, default=C.STATUS_WINDOW, metavar='SECONDS',
                     help='twin statistics window (default %(default)gs)')
@@ -59,6 +62,8 @@ def build_parser():
     heal.add_argument('--no-wait', action='store_true',
                       help='do not wait for the twin to pick up the revision')
     sub.add_parser('twin', parents=[parent], help='(internal) run the service twin in the foreground')
+    sub.add_parser('receiver', parents=[parent],
+                   help='(internal) run the notification receiver (PagerDuty, Slack, Statuspage) in the foreground')
     return p
 
 
@@ -69,9 +74,16 @@ def _print_json(obj):
 def _fmt_status(st):
     lines = []
     procs = st['processes']
-    for key, label, where in (('moto', 'moto_server', 'endpoint'), ('twin', 'service twin', 'url')):
-        p = procs[key]
+    for key, label, where in (('moto', 'moto_server', 'endpoint'), ('twin', 'service twin', 'url'),
+                              ('receiver', 'notifications', 'url')):
+        p = procs.get(key)
+        if p is None:
+            continue
         lines.append('%-13s %-4s pid %-7s %s' % (label, 'up' if p['up'] else 'DOWN', p['pid'] or '-', p[where]))
+    rec = procs.get('receiver')
+    if rec:
+        lines.append('%-13s %d recorded in %s (PagerDuty, Slack, Statuspage on the receiver)'
+                     % ('', rec['notifications'], rec['notifications_file']))
     svc = st.get('service')
     if svc:
         health = ('BAD revision: fault %s' % svc['fault']) if svc['bad_revision'] else 'good revision'
@@ -109,13 +121,17 @@ def _fmt_status(st):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command == 'receiver':
+        from . import receiver
+        sb = Sandbox(args.state_dir, receiver_port=args.receiver_port)
+        return receiver.run(sb.receiver_port, sb.notifications_file)
     if args.command == 'twin':
         from . import twin
         sb = Sandbox(args.state_dir, args.moto_port, args.twin_port)
         return twin.run(sb.moto_port, sb.twin_port)
 
     out = None if args.json else (lambda m: print(m, flush=True))
-    sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, out=out)
+    sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, out=out, receiver_port=args.receiver_port)
     try:
         if args.command == 'start':
             res = sb.start()

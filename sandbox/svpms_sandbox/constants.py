@@ -7,6 +7,7 @@ flag prefix) is defined here once, and written to connection.yml by `start`.
 DEFAULT_STATE_DIR = '.sandbox'
 DEFAULT_MOTO_PORT = 5055
 DEFAULT_TWIN_PORT = 8085
+DEFAULT_RECEIVER_PORT = 8095  # notification receiver; a free port when this one is busy
 HOST = '127.0.0.1'  # loopback only, always
 
 REGION = 'us-east-1'
@@ -35,6 +36,10 @@ RDS_INSTANCE = 'svpms-sandbox-db'
 
 FLAG_PREFIX = '/svpms/sandbox/flags/integrations/'
 FLAGS = {'erp': 'enabled', 'email': 'enabled'}
+
+# DynamoDB table of the one-mitigation-at-a-time locks (incident_lock module):
+# hash key lock_key (S), TTL on expires_at.
+LOCK_TABLE = 'svpms-sandbox-incident-locks'
 
 # The container environment variable that marks a "bad" revision.
 FAULT_ENV = 'SVPMS_TWIN_FAULT'
@@ -74,3 +79,23 @@ TRAFFIC_RPS = 10.0        # synthetic requests per second to /api/v1/items
 STATUS_WINDOW = 30.0      # seconds covered by the "last window" numbers
 
 CONNECTION_FILE = 'connection.yml'
+
+# Notification receiver (receiver.py): one loopback port playing PagerDuty
+# Events v2 + REST, Slack and Statuspage, each under its own path prefix, and
+# recording every request (auth values redacted) to NOTIFICATIONS_FILE.
+NOTIFICATIONS_FILE = 'notifications.jsonl'
+RECEIVER_PREFIXES = {
+    'pagerduty_events': '/pagerduty-events',
+    'pagerduty_api': '/pagerduty',
+    'slack_api': '/slack/api',
+    'statuspage_api': '/statuspage/v1',
+}
+STATUSPAGE_PAGE_ID = 'sandboxpage'
+SLACK_CHANNEL = '#incidents'
+PAGERDUTY_FROM_EMAIL = 'oncall-bot@svpms.example.com'
+# PLACEHOLDERS, not secrets: the receiver accepts any non-empty value with the
+# right scheme, so these only prove that the modules send a credential.
+PAGERDUTY_ROUTING_KEY = 'sandbox-routing-key'
+PAGERDUTY_API_TOKEN = 'sandbox-pagerduty-api-token'
+SLACK_TOKEN = 'sandbox-slack-bot-token'
+STATUSPAGE_API_KEY = 'sandbox-statuspage-api-key'

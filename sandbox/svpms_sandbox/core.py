@@ -3,6 +3,7 @@
 import datetime
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ MOTO_MARKER = 'moto_server'
 TWIN_MARKER = 'svpms_sandbox'
 MOTO_START_TIMEOUT = 20.0
 TWIN_START_TIMEOUT = 15.0
+RECEIVER_MARKER = 'svpms_sandbox'
+RECEIVER_START_TIMEOUT = 10.0
 SWITCH_TIMEOUT = 10.0
 
 
@@ -37,12 +40,18 @@ class Sandbox:
     ports of the sandbox running from state_dir; otherwise the defaults.
     """
 
-    def __init__(self, state_dir=C.DEFAULT_STATE_DIR, moto_port=None, twin_port=None, out=None):
+    def __init__(self, state_dir=C.DEFAULT_STATE_DIR, moto_port=None, twin_port=None, out=None,
+                 receiver_port=None):
         self.state_dir = os.path.abspath(state_dir)
         # ports of a running sandbox in this state dir (ignored once it is stopped)
-        recorded = self._recorded_ports() if (self.moto_running() or self.twin_running()) else {}
+        recorded = self._recorded_ports() if (self.moto_running() or self.twin_running()
+                                              or self.receiver_running()) else {}
         self.moto_port = int(moto_port or recorded.get('moto_port') or C.DEFAULT_MOTO_PORT)
         self.twin_port = int(twin_port or recorded.get('twin_port') or C.DEFAULT_TWIN_PORT)
+        # the notification receiver: an explicit port must be free; the default one is
+        # replaced by a free port when busy (see _ensure_receiver)
+        self._receiver_port_explicit = bool(receiver_port)
+        self.receiver_port = int(receiver_port or recorded.get('receiver_port') or C.DEFAULT_RECEIVER_PORT)
         self._out = out  # callable(str) for progress lines; None = silent
         self._procs = {}  # Popen objects we started in this process (reaped on stop)
 
@@ -61,6 +70,25 @@ class Sandbox:
     @property
     def connection_file(self):
         return self.path(C.CONNECTION_FILE)
+
+    @property
+    def receiver_url(self):
+        return 'http://%s:%d' % (C.HOST, self.receiver_port)
+
+    @property
+    def notifications_file(self):
+        return self.path(C.NOTIFICATIONS_FILE)
+
+    def notifications(self):
+        """The requests the notification receiver recorded (auth values redacted), oldest first."""
+        try:
+            with open(self.notifications_file) as fh:
+                return [json.loads(line) for line in fh if line.strip()]
+        except OSError:
+            return []
+
+    def _ports(self):
+        return {'moto_port': self.moto_port, 'twin_port': self.twin_port, 'receiver_port': self.receiver_port}
 
     def _say(self, msg):
         if self._out:
@@ -89,6 +117,12 @@ class Sandbox:
 
     def twin_running(self):
         return pid_alive(self.twin_pid(), TWIN_MARKER)
+
+    def receiver_pid(self):
+        return read_pid(self.path('receiver.pid'))
+
+    def receiver_running(self):
+        return pid_alive(self.receiver_pid(), RECEIVER_MARKER)
 
     def _spawn(self, name, argv, env, log_name):
         log = open(self.path(log_name), 'ab')
@@ -150,6 +184,43 @@ class Sandbox:
             log_path = self.path('twin.log')
             raise SandboxError('%s\n--- tail of %s ---\n%s' % (exc, log_path, tail(log_path)))
 
+    def _start_receiver(self):
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(
+            [PACKAGE_PARENT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+        env['PYTHONUNBUFFERED'] = '1'
+        argv = [sys.executable, '-m', 'svpms_sandbox', '--state-dir', self.state_dir,
+                '--receiver-port', str(self.receiver_port), 'receiver']
+        proc = self._spawn('receiver', argv, env, 'receiver.log')
+        url = self.receiver_url + '/receiver/state'
+        self._say('waiting up to %.0fs for the notification receiver (pid %d) to answer GET %s'
+                  % (RECEIVER_START_TIMEOUT, proc.pid, url))
+        try:
+            wait_http(url, RECEIVER_START_TIMEOUT, proc_alive=lambda: proc.poll() is None,
+                      what='notification receiver')
+        except SandboxError as exc:
+            self._stop_one('receiver', RECEIVER_MARKER)
+            log_path = self.path('receiver.log')
+            raise SandboxError('%s\n--- tail of %s ---\n%s' % (exc, log_path, tail(log_path)))
+
+    def _ensure_receiver(self):
+        """Start the notification receiver unless it runs already."""
+        if self.receiver_running():
+            return
+        if os.path.exists(self.path('receiver.pid')):  # a receiver that is gone
+            os.remove(self.path('receiver.pid'))
+        if not port_free(self.receiver_port):
+            if self._receiver_port_explicit:
+                raise SandboxError('port %d (notification receiver) is already in use on %s; stop whatever '
+                                   'listens there or pass --receiver-port' % (self.receiver_port, C.HOST))
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((C.HOST, 0))
+                port = sock.getsockname()[1]
+            self._say('port %d (notification receiver) is busy: using free port %d instead'
+                      % (self.receiver_port, port))
+            self.receiver_port = port
+        self._start_receiver()
+
     def _stop_one(self, name, marker):
         pid_file = self.path('%s.pid' % name)
         pid = read_pid(pid_file)
@@ -184,6 +255,20 @@ class Sandbox:
             'svpms_alb_target_group': C.ALB_TARGET_GROUP,
             'svpms_rds_instance': C.RDS_INSTANCE,
             'svpms_flag_prefix': C.FLAG_PREFIX,
+            # notification receiver (PagerDuty, Slack, Statuspage on loopback)
+            'svpms_pagerduty_events_url': self.receiver_url + C.RECEIVER_PREFIXES['pagerduty_events'],
+            'svpms_pagerduty_api_url': self.receiver_url + C.RECEIVER_PREFIXES['pagerduty_api'],
+            'svpms_slack_api_url': self.receiver_url + C.RECEIVER_PREFIXES['slack_api'],
+            'svpms_statuspage_api_url': self.receiver_url + C.RECEIVER_PREFIXES['statuspage_api'],
+            'svpms_statuspage_page_id': C.STATUSPAGE_PAGE_ID,
+            'svpms_slack_channel': C.SLACK_CHANNEL,
+            'svpms_pagerduty_from_email': C.PAGERDUTY_FROM_EMAIL,
+            # sandbox PLACEHOLDERS, not secrets (the receiver accepts any non-empty value)
+            'svpms_pagerduty_routing_key': C.PAGERDUTY_ROUTING_KEY,
+            'svpms_pagerduty_api_token': C.PAGERDUTY_API_TOKEN,
+            'svpms_slack_token': C.SLACK_TOKEN,
+            'svpms_statuspage_api_key': C.STATUSPAGE_API_KEY,
+            'svpms_lock_table': C.LOCK_TABLE,
         }
 
     def _write_connection(self):
@@ -191,6 +276,8 @@ class Sandbox:
         tmp = self.connection_file + '.tmp'
         with open(tmp, 'w') as fh:
             fh.write('# written by `python -m svpms_sandbox start`; JSON is valid YAML\n')
+            fh.write('# svpms_pagerduty_routing_key, svpms_pagerduty_api_token, svpms_slack_token and '
+                     'svpms_statuspage_api_key are sandbox placeholders, not secrets\n')
             json.dump(self.connection(), fh, indent=2, sort_keys=False)
             fh.write('\n')
         os.replace(tmp, self.connection_file)
@@ -208,10 +295,15 @@ class Sandbox:
             if wanted != (self.moto_port, self.twin_port):
                 self._say('note: the sandbox in %s was started on ports %d/%d; keeping them '
                           '(stop it first to change ports)' % (self.state_dir, self.moto_port, self.twin_port))
+        if self.receiver_running() and recorded.get('receiver_port'):
+            self.receiver_port = int(recorded['receiver_port'])
         if moto_up and twin_up:
+            self._ensure_receiver()
+            with open(self.path('ports.json'), 'w') as fh:
+                json.dump(self._ports(), fh)
             self._write_connection()
             return {'already_running': True, 'moto_pid': self.moto_pid(), 'twin_pid': self.twin_pid(),
-                    'connection_file': self.connection_file}
+                    'receiver_pid': self.receiver_pid(), 'connection_file': self.connection_file}
         if twin_up:  # twin without moto: its moto state is gone, start over
             self._say('twin (pid %d) runs without moto: stopping it and starting afresh' % self.twin_pid())
             self._stop_one('twin', TWIN_MARKER)
@@ -230,25 +322,26 @@ class Sandbox:
                 self._say('moto_server already running (pid %d): keeping its state, restarting the twin'
                           % self.moto_pid())
             else:
-                for name in ('injected_at', C.CONNECTION_FILE):
+                for name in ('injected_at', C.CONNECTION_FILE, C.NOTIFICATIONS_FILE):
                     if os.path.exists(self.path(name)):
                         os.remove(self.path(name))
                 self._start_moto()
                 with open(self.path('ports.json'), 'w') as fh:
-                    json.dump({'moto_port': self.moto_port, 'twin_port': self.twin_port}, fh)
+                    json.dump(self._ports(), fh)
                 self._say('seeding moto (VPC, ECS cluster/task definitions/service, Logs, SSM flags)')
                 seed_mod.seed(self.moto_port)
             self._start_twin()
+            self._ensure_receiver()
         except BaseException:
             self.stop()
             if os.path.exists(self.path('ports.json')):
                 os.remove(self.path('ports.json'))
             raise
         with open(self.path('ports.json'), 'w') as fh:
-            json.dump({'moto_port': self.moto_port, 'twin_port': self.twin_port}, fh)
+            json.dump(self._ports(), fh)
         self._write_connection()
         return {'already_running': False, 'moto_pid': self.moto_pid(), 'twin_pid': self.twin_pid(),
-                'connection_file': self.connection_file}
+                'receiver_pid': self.receiver_pid(), 'connection_file': self.connection_file}
 
     def stop(self):
         """Stop twin then moto by PID; remove pid files and connection.yml. Idempotent.
@@ -256,7 +349,7 @@ class Sandbox:
         -> {name: (pid, result)}, result one of not running / stopped / killed.
         """
         result = {}
-        for name, marker in (('twin', TWIN_MARKER), ('moto', MOTO_MARKER)):
+        for name, marker in (('receiver', RECEIVER_MARKER), ('twin', TWIN_MARKER), ('moto', MOTO_MARKER)):
             result[name] = self._stop_one(name, marker)
         try:  # its endpoints are gone; `start` writes a fresh one
             os.remove(self.connection_file)
@@ -373,14 +466,19 @@ class Sandbox:
     # ----------------------------------------------------------------- status
     def status(self, window=C.STATUS_WINDOW):
         moto_up, twin_up = self.moto_running(), self.twin_running()
+        receiver_up = self.receiver_running()
         st = {
             'state_dir': self.state_dir,
-            'running': moto_up and twin_up,
+            'running': moto_up and twin_up and receiver_up,
             'processes': {
                 'moto': {'up': moto_up, 'pid': self.moto_pid(), 'port': self.moto_port,
                          'endpoint': self.moto_endpoint, 'log': self.path('moto.log')},
                 'twin': {'up': twin_up, 'pid': self.twin_pid(), 'port': self.twin_port,
                          'url': self.twin_url, 'log': self.path('twin.log')},
+                'receiver': {'up': receiver_up, 'pid': self.receiver_pid(), 'port': self.receiver_port,
+                             'url': self.receiver_url, 'log': self.path('receiver.log'),
+                             'notifications': len(self.notifications()),
+                             'notifications_file': self.notifications_file},
             },
             'connection_file': self.connection_file if os.path.exists(self.connection_file) else None,
             'injected_at': self.injected_at(),

@@ -90,5 +90,15 @@ def seed(moto_port):
         ssm.put_parameter(Name=C.FLAG_PREFIX + name, Value=value, Type='String',
                           Description='circuit breaker for the %s integration (sandbox)' % name)
 
+    # DynamoDB: the one-mitigation-at-a-time lock table (incident_lock module),
+    # created as the module's documentation says, TTL on expires_at.
+    dynamodb = aws.client('dynamodb', moto_port)
+    dynamodb.create_table(TableName=C.LOCK_TABLE,
+                          AttributeDefinitions=[{'AttributeName': 'lock_key', 'AttributeType': 'S'}],
+                          KeySchema=[{'AttributeName': 'lock_key', 'KeyType': 'HASH'}],
+                          BillingMode='PAY_PER_REQUEST')
+    dynamodb.update_time_to_live(TableName=C.LOCK_TABLE,
+                                 TimeToLiveSpecification={'Enabled': True, 'AttributeName': 'expires_at'})
+
     return {'vpc_id': vpc_id, 'subnet_id': subnet_id, 'security_group_id': sg_id,
             'task_definition': current}

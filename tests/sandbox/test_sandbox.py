@@ -30,13 +30,20 @@ CONNECTION_KEYS = {
     'svpms_log_group', 'svpms_alb_load_balancer', 'svpms_alb_target_group', 'svpms_rds_instance',
     'svpms_flag_prefix',
 }
+# the notification receiver's endpoints and sandbox placeholder credentials
+CONNECTION_KEYS |= {
+    'svpms_pagerduty_events_url', 'svpms_pagerduty_api_url', 'svpms_slack_api_url', 'svpms_statuspage_api_url',
+    'svpms_statuspage_page_id', 'svpms_slack_channel', 'svpms_pagerduty_from_email', 'svpms_lock_table',
+    'svpms_pagerduty_routing_key', 'svpms_pagerduty_api_token', 'svpms_slack_token', 'svpms_statuspage_api_key',
+}
 ALB_DIMS = [{'Name': 'LoadBalancer', 'Value': C.ALB_LOAD_BALANCER},
             {'Name': 'TargetGroup', 'Value': C.ALB_TARGET_GROUP}]
 
 
 @pytest.fixture(scope='module')
 def box(tmp_path_factory):
-    sb = Sandbox(str(tmp_path_factory.mktemp('sandbox')), moto_port=free_port(), twin_port=free_port())
+    sb = Sandbox(str(tmp_path_factory.mktemp('sandbox')), moto_port=free_port(), twin_port=free_port(),
+                 receiver_port=free_port())
     try:
         sb.start()
         yield sb
@@ -191,8 +198,77 @@ def test_heal_returns_to_the_newest_good_revision(box):
     assert twin_state(box)['behaviour'] == 'good'
 
 
+def test_notification_receiver_plays_the_apis_and_records_redacted(box):
+    from tests.helpers.modules import run_module
+
+    with open(box.connection_file) as fh:
+        conn = yaml.safe_load(fh)
+    base = 'http://127.0.0.1:%d' % box.receiver_port
+    assert (conn['svpms_pagerduty_events_url'], conn['svpms_pagerduty_api_url'], conn['svpms_slack_api_url'],
+            conn['svpms_statuspage_api_url']) == (base + '/pagerduty-events', base + '/pagerduty',
+                                                  base + '/slack/api', base + '/statuspage/v1')
+    assert (conn['svpms_statuspage_page_id'], conn['svpms_slack_channel']) == ('sandboxpage', '#incidents')
+    placeholders = [conn[k] for k in ('svpms_pagerduty_routing_key', 'svpms_pagerduty_api_token',
+                                      'svpms_slack_token', 'svpms_statuspage_api_key')]
+    assert all(v.startswith('sandbox-') for v in placeholders)
+    with open(box.connection_file) as fh:
+        assert 'placeholders, not secrets' in fh.readline() + fh.readline()
+
+    # an incident's notifications, end to end through the real modules
+    pd = dict(routing_key=conn['svpms_pagerduty_routing_key'], events_url=conn['svpms_pagerduty_events_url'],
+              dedup_key='sandbox-test-incident', summary='P1 svpms-api: 5xx error rate 31%', source='svpms-api')
+    for _rerun in range(2):
+        assert run_module('pagerduty_event', pd)['status'] == 'success'
+    escalated = run_module('pagerduty_escalate', dict(
+        api_token=conn['svpms_pagerduty_api_token'], api_url=conn['svpms_pagerduty_api_url'],
+        from_email=conn['svpms_pagerduty_from_email'], dedup_key='sandbox-test-incident', next=True))
+    assert (escalated['before_level'], escalated['after_level'], escalated['ladder_role']) == (1, 2, 'platform lead')
+    slack = dict(token=conn['svpms_slack_token'], api_url=conn['svpms_slack_api_url'],
+                 channel=conn['svpms_slack_channel'], text='P1 svpms-api: paging on-call')
+    root = run_module('slack_message', slack)
+    reply = run_module('slack_message', dict(slack, text='rolled back', thread_ts=root['thread_ts']))
+    assert reply['thread_ts'] == root['ts'] and reply['ts'] > root['ts']
+    page = dict(api_key=conn['svpms_statuspage_api_key'], api_url=conn['svpms_statuspage_api_url'],
+                page_id=conn['svpms_statuspage_page_id'])
+    opened = run_module('statuspage_incident', dict(page, action='create', name='Elevated API error rates'))
+    assert opened['status'] == 'investigating'
+    resolved = run_module('statuspage_incident', dict(page, action='resolve', incident_id=opened['incident_id']))
+    assert resolved['status'] == 'resolved'
+    assert run_module('pagerduty_event', dict(pd, event_action='resolve'))['changed']
+
+    # the receiver's state: one PagerDuty incident (dedup), escalated, then resolved
+    status, state = http_json(base + '/receiver/state')
+    assert status == 200
+    [incident] = state['pagerduty_incidents']
+    assert (incident['incident_key'], incident['escalation_level'], incident['status']) == \
+        ('sandbox-test-incident', 2, 'resolved')
+    assert [m['thread_ts'] for m in state['slack_messages'] if 'thread_ts' in m] == [root['ts']]
+
+    # every request recorded, auth values redacted, scheme kept
+    records = box.notifications()
+    assert [(r['service'], r['method']) for r in records] == [
+        ('pagerduty_events', 'POST'), ('pagerduty_events', 'POST'), ('pagerduty_rest', 'GET'),
+        ('pagerduty_rest', 'PUT'), ('slack', 'POST'), ('slack', 'POST'), ('statuspage', 'GET'),
+        ('statuspage', 'POST'), ('statuspage', 'GET'), ('statuspage', 'PATCH'), ('pagerduty_events', 'POST')]
+    assert records[0]['path'] == '/pagerduty-events/v2/enqueue' and records[0]['status'] == 202
+    assert records[0]['json']['routing_key'] == '<redacted>' and records[0]['json']['dedup_key'] == 'sandbox-test-incident'
+    assert records[2]['headers']['authorization'] == 'Token token=<redacted>'
+    assert records[4]['headers']['authorization'] == 'Bearer <redacted>'
+    assert records[7]['headers']['authorization'] == 'OAuth <redacted>'
+    with open(box.notifications_file) as fh:
+        journal = fh.read()
+    assert not any(v in journal for v in placeholders)
+
+    proc = cli(box, 'status', '--json')
+    st = json.loads(proc.stdout)
+    receiver = st['processes']['receiver']
+    assert receiver['up'] and receiver['port'] == box.receiver_port and receiver['notifications'] == len(records)
+    text = cli(box, 'status').stdout
+    assert 'notifications up' in text and '%d recorded in %s' % (len(records), box.notifications_file) in text
+
+
 def test_stop_leaves_no_process(box):
-    pids = [box.moto_pid(), box.twin_pid()]
+    pids = [box.moto_pid(), box.twin_pid(), box.receiver_pid()]
     assert all(pids) and all(pid_alive(p) for p in pids)
     box.stop()
     assert not any(pid_alive(p) for p in pids)
