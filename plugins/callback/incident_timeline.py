@@ -43,7 +43,7 @@ MAX_STRING = 4000
 MAX_LIST = 50
 MAX_DEPTH = 8
 PHASES = ('detect', 'investigate', 'decide', 'mitigate', 'verify', 'record')
-ROLE_PHASE = {'incident': 'detect', 'verify_recovery': 'verify'}
+ROLE_PHASE = {'incident': 'detect', 'verify_recovery': 'verify', 'triage': 'detect'}
 FILE_PHASE = {'conclude': 'record', 'gate': 'mitigate', 'watch_round': 'verify'}
 DROP_KEYS = frozenset(['_ansible_no_log', '_ansible_verbose_always', '_ansible_verbose_override',
                        '_ansible_delegated_vars', 'stdout_lines', 'stderr_lines'])

@@ -66,5 +66,6 @@ def run_playbook(box, tmp_path, incident_id, *extra, playbook=None, env=None, cw
     run_env = dict(os.environ, SVPMS_INCIDENT_ROOT=root, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'),
                    ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1')
     run_env.update(env or {})
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env, cwd=cwd, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env, cwd=cwd, check=False,
+                          stdin=subprocess.DEVNULL)  # non-interactive, as AWX, EDA and cron run it
     return PlaybookRun(proc, os.path.join(root, incident_id))

@@ -5,9 +5,15 @@ healthy -> fault injected -> approve mode stops -> --check changes nothing
 -> auto mode rolls back and verifies -> the installed collection by FQCN.
 Every assertion about state is read back from moto itself.
 """
+import concurrent.futures
+import fcntl
 import glob
 import os
+import pty
+import select
 import subprocess
+import termios
+import time
 
 import pytest
 
@@ -60,10 +66,11 @@ def test_approve_mode_stops_before_the_change(sandbox, tmp_path):
     assert run.rc != 0
     token = 'ecs_rollback:svpms-api:svpms-api:%d' % good
     assert 'incident_approve=%s' % token in run.output
+    assert 'Re-run with -e incident_approve=%s to apply' % token in run.output  # the final message too
     assert current_revision(sandbox) == bad, 'approve mode must not change anything'
     summary = run.summary()
     assert summary['outcome'] == 'approval_required'
-    assert summary['mitigation']['token'] == token
+    assert summary['mitigation']['approval'] == token
     assert 'incident_approve=%s' % token in run.report()
     assert_no_secrets(run)
 
@@ -106,9 +113,83 @@ def test_check_mode_changes_nothing_and_reports_the_plan(sandbox, tmp_path):
     assert rollback and rollback[0]['status'] == 'changed' and rollback[0]['check_mode'] is True
 
 
-def test_auto_mode_rolls_back_and_verifies(sandbox, tmp_path):
+def run_in_terminal(cmd, env, answer, timeout=300):
+    """Run cmd on a pseudo-terminal (an operator at a shell); type `answer`
+    when the approval prompt shows. Returns (exit code, everything printed)."""
+    master, slave = pty.openpty()
+
+    def controlling_terminal():  # as in an operator's shell: the pty is the session's terminal
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO,
+                            preexec_fn=controlling_terminal)  # pylint: disable=subprocess-popen-preexec-fn
+    os.close(slave)
+    out, answered_at, answered_len = b'', None, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _w, _x = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+            # pause flushes typed-ahead input when it starts reading: answer
+            # again until the play moves past the prompt.
+            if b'Type yes to apply it now' in out and (
+                    answered_at is None or (len(out) == answered_len and time.monotonic() - answered_at > 3)):
+                os.write(master, answer.encode() + b'\r')
+                answered_at, answered_len = time.monotonic(), len(out)
+        return proc.wait(timeout=30), out.decode(errors='replace')
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_interactive_approval_answered_no_changes_nothing(sandbox, tmp_path):
+    """At a terminal, approve mode shows the planned change and asks; 'no' stops."""
     bad = current_revision(sandbox)
-    run = run_playbook(sandbox, tmp_path, 'e2e-auto', '-e', 'incident_mode=auto')
+    root = tmp_path / 'incidents'
+    cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), os.path.join(REPO, 'playbooks', 'scenario_high_error_rate.yml'),
+           '-i', os.path.join(REPO, 'inventories', 'sandbox'), '-e', '@' + os.path.join(sandbox.state_dir, 'connection.yml'),
+           '-e', 'incident_id=e2e-interactive', '-e', 'incident_mode=approve']
+    env = dict(os.environ, SVPMS_INCIDENT_ROOT=str(root), ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'),
+               ANSIBLE_NOCOLOR='1')
+    rc, out = run_in_terminal(cmd, env, 'no')
+    assert 'APPROVAL REQUIRED (incident_mode=approve)' in out, out
+    assert 'ecs_rollback svpms-api:%d' % (bad - 1) in out
+    assert rc != 0 and 'Approval required: nothing was changed' in out
+    assert current_revision(sandbox) == bad
+
+
+def test_auto_mode_rolls_back_and_verifies_one_run_at_a_time(sandbox, tmp_path):
+    """Two runs start together (an alert fired twice): the DynamoDB lock lets one
+    mitigate; the other sees the holder, changes nothing and says so."""
+    bad = current_revision(sandbox)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(run_playbook, sandbox, tmp_path, name, '-e', 'incident_mode=auto')
+                   for name in ('e2e-auto', 'e2e-auto-twin')]
+        runs = [f.result() for f in futures]
+    outcomes = sorted(r.summary()['outcome'] for r in runs)
+    assert outcomes == ['mitigation_in_progress', 'recovered'], [r.output[-3000:] for r in runs]
+    run = [r for r in runs if r.summary()['outcome'] == 'recovered'][0]
+    other = [r for r in runs if r is not run][0]
+    assert other.rc == 0, other.output
+    assert 'Not mitigating concurrently' in other.output
+    assert other.summary()['mitigation']['lock_holder']['owner'].startswith('e2e-auto')
+    rollbacks = [e for r in runs for e in r.timeline()
+                 if e['action'] == 'svpms.incident_response.ecs_rollback' and e['status'] == 'changed']
+    assert len(rollbacks) == 1
+    ddb = sandbox.boto('dynamodb')
+    assert 'Item' not in ddb.get_item(TableName='svpms-sandbox-incident-locks',
+                                      Key={'lock_key': {'S': 'svpms-api'}}), 'the lock was released'
     assert run.rc == 0, run.output
     assert current_revision(sandbox) == bad - 1
     summary = run.summary()
