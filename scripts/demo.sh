@@ -21,14 +21,22 @@ echo "==> Starting the local SVPMS sandbox (moto_server + service twin on 127.0.
 sandbox start
 echo "==> Injecting the incident: deploy a bad revision (high 5xx error rate)"
 sandbox inject high_error_rate
-echo "==> Waiting (at most 90 s) for the alert condition: 5xx rate above 2% in CloudWatch"
-PYTHONPATH=sandbox "$PY" scripts/wait_for_symptom.py --state-dir .sandbox --threshold 2 --timeout 90
+echo "==> Waiting (at most 90 s) for the alert condition: 5xx rate above 5% in CloudWatch"
+PYTHONPATH=sandbox "$PY" scripts/wait_for_symptom.py --state-dir .sandbox --threshold 5 --timeout 90
 
-incident_id="demo-$(date -u +%Y%m%dT%H%M%SZ)-high-error-rate"
-echo "==> Running the runbook: ansible-playbook playbooks/scenario_high_error_rate.yml -i inventories/sandbox"
+incident_id="demo-$(date -u +%Y%m%dT%H%M%SZ)"
+# connection.yml: the ports the sandbox really uses (a busy default port is replaced by a free one).
+playbook() { .venv/bin/ansible-playbook "$@" -i inventories/sandbox -e @.sandbox/connection.yml -e incident_id="$incident_id"; }
 rc=0
-.venv/bin/ansible-playbook playbooks/scenario_high_error_rate.yml -i inventories/sandbox \
-  -e incident_id="$incident_id" || rc=$?
+echo "==> Triage, page and respond: ansible-playbook playbooks/triage.yml -i inventories/sandbox -e triage_route=true"
+playbook playbooks/triage.yml -e triage_route=true || rc=$?
+if [ "$rc" -eq 0 ]; then
+  echo "==> Resolve: ansible-playbook playbooks/resolve.yml -i inventories/sandbox -e incident_id=$incident_id"
+  playbook playbooks/resolve.yml || rc=$?
+fi
+echo "==> Post-incident report: ansible-playbook playbooks/post_incident.yml -e incident_id=$incident_id"
+playbook playbooks/post_incident.yml -e post_incident_notify=true || rc=$?
 
-"$PY" scripts/demo_summary.py --incident-dir "incidents/$incident_id" --injected-at-file .sandbox/injected_at
+"$PY" scripts/demo_summary.py --incident-dir "incidents/$incident_id" --injected-at-file .sandbox/injected_at \
+  --notifications .sandbox/notifications.jsonl
 exit $rc
