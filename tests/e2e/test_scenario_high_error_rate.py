@@ -125,7 +125,7 @@ def run_in_terminal(cmd, env, answer, timeout=300):
     proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO,
                             preexec_fn=controlling_terminal)  # pylint: disable=subprocess-popen-preexec-fn
     os.close(slave)
-    out, answered_at, answered_len = b'', None, 0
+    out, answered_at = b'', None
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -140,12 +140,13 @@ def run_in_terminal(cmd, env, answer, timeout=300):
                 out += chunk
             elif proc.poll() is not None:
                 break
-            # pause flushes typed-ahead input when it starts reading: answer
-            # again until the play moves past the prompt.
-            if b'Type yes to apply it now' in out and (
-                    answered_at is None or (len(out) == answered_len and time.monotonic() - answered_at > 3)):
+            # pause flushes typed-ahead input when it starts reading (the
+            # terminal still echoes it): answer again every 3 s until the play
+            # has moved on to the task after the prompt.
+            if (b'Type yes to apply it now' in out and b"Take the operator's answer" not in out
+                    and (answered_at is None or time.monotonic() - answered_at > 3)):
                 os.write(master, answer.encode() + b'\r')
-                answered_at, answered_len = time.monotonic(), len(out)
+                answered_at = time.monotonic()
         return proc.wait(timeout=30), out.decode(errors='replace')
     finally:
         if proc.poll() is None:
