@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 .PHONY: help setup demo demo-stop test unit integration sandbox-test e2e lint sanity docs importer molecule build clean
 
 help:
-	@echo "make demo   - set up, start the local sandbox, inject a high 5xx error rate, run the runbook, print the report path"
+	@echo "make demo   - set up, start the local sandbox, inject a bad deploy, triage -> page -> runbook -> resolve -> report (prints the HTML report path)"
 	@echo "make test   - everything CI checks (lint, sanity, docs, unit, integration, e2e, molecule, galaxy-importer)"
 
 $(BIN)/ansible-playbook: requirements.txt requirements-dev.txt

@@ -119,6 +119,13 @@ def test_resolve_closes_page_status_page_and_posts(box, root):
     assert st['phase'] == 'resolved' and st['resolved_at']
 
 
+def test_resolve_refuses_an_unknown_incident_and_creates_nothing(box, root):
+    run = run_playbook(box, root, 'e2e-no-such-incident', playbook=os.path.join(REPO, 'playbooks', 'resolve.yml'))
+    assert run.rc != 0
+    assert 'No incident e2e-no-such-incident' in run.output
+    assert not os.path.exists(os.path.join(str(root), 'incidents', 'e2e-no-such-incident'))
+
+
 def test_post_incident_report_has_charts(box, root):
     posts = len(slack_posts(box))
     run = run_playbook(box, root, INCIDENT, '-e', 'post_incident_notify=true',
