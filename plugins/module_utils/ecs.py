@@ -390,6 +390,30 @@ def public_wait_result(result):
     return dict((k, v) for k, v in result.items() if k not in ('service', 'waited_for'))
 
 
+def wait_into_result(module, client, cluster, service, target, result):
+    """When the module's ``wait`` is on, wait (bounded) for the rollout to reach
+    ``target``, put what it waited for in ``result``, and fail the module with the
+    wait's message when it did not complete."""
+    params = module.params
+    if not params['wait']:
+        return
+    waited = wait_for_rollout(client, cluster, service, target, params['wait_timeout'], params['wait_interval'])
+    result.update(waited_for=waited['waited_for'], wait_result=public_wait_result(waited))
+    if not waited['completed']:
+        result['msg'] = waited['msg']
+        module.fail_json(**result)
+
+
+def fail_aws_keeping_truth(module, err, result):
+    """Fail on an AWS error; when nothing was written, do not present the
+    planned state (after, diff) as the outcome."""
+    result.pop('msg', None)
+    if not result.get('changed'):
+        result.pop('after', None)
+        result.pop('diff', None)
+    module.fail_aws(err, **result)
+
+
 def parse_target(identifier):
     """Validate a user-supplied ``task_definition``: family:revision or ARN."""
     ref = parse_task_definition(identifier)

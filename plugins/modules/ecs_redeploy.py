@@ -197,11 +197,11 @@ from ansible_collections.svpms.incident_response.plugins.module_utils.ecs import
     check_wait_params,
     describe_service,
     ecs_argument_spec,
-    public_wait_result,
+    fail_aws_keeping_truth,
     require_active,
     td_label,
     wait_argument_spec,
-    wait_for_rollout,
+    wait_into_result,
 )
 from ansible_collections.svpms.incident_response.plugins.module_utils.rollback import (
     primary_deployment,
@@ -255,21 +255,10 @@ def main():
                       msg='forced a new deployment %s of service %s on %s' % (after['primary_deployment_id'],
                                                                               name, label))
 
-        if params['wait']:
-            target = RolloutTarget(after['task_definition'], deployment_id=after['primary_deployment_id'])
-            waited = wait_for_rollout(client, cluster, service, target,
-                                      params['wait_timeout'], params['wait_interval'])
-            result.update(waited_for=waited['waited_for'], wait_result=public_wait_result(waited))
-            if not waited['completed']:
-                result['msg'] = waited['msg']
-                module.fail_json(**result)
+        wait_into_result(module, client, cluster, service,
+                         RolloutTarget(after['task_definition'], deployment_id=after['primary_deployment_id']), result)
     except AWSError as err:
-        result.pop('msg', None)
-        if not result['changed']:
-            # Nothing was written: do not present the planned state as the outcome.
-            result.pop('after', None)
-            result.pop('diff', None)
-        module.fail_aws(err, **result)
+        fail_aws_keeping_truth(module, err, result)
     module.exit_json(**result)
 
 

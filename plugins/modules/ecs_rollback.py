@@ -245,14 +245,14 @@ from ansible_collections.svpms.incident_response.plugins.module_utils.ecs import
     describe_service,
     describe_task_definition,
     ecs_argument_spec,
+    fail_aws_keeping_truth,
     parse_target,
-    public_wait_result,
     require_active,
     rollback_candidate,
     state,
     td_label,
     wait_argument_spec,
-    wait_for_rollout,
+    wait_into_result,
 )
 from ansible_collections.svpms.incident_response.plugins.module_utils.rollback import (
     same_task_definition,
@@ -337,20 +337,9 @@ def main():
         else:
             result['msg'] = 'service %s already runs %s; nothing to do' % (raw.get('serviceName'), target_label)
 
-        if params['wait']:
-            waited = wait_for_rollout(client, cluster, service, RolloutTarget(target['task_definition']),
-                                      params['wait_timeout'], params['wait_interval'])
-            result.update(waited_for=waited['waited_for'], wait_result=public_wait_result(waited))
-            if not waited['completed']:
-                result['msg'] = waited['msg']
-                module.fail_json(**result)
+        wait_into_result(module, client, cluster, service, RolloutTarget(target['task_definition']), result)
     except AWSError as err:
-        result.pop('msg', None)
-        if not result['changed']:
-            # Nothing was written: do not present the planned state as the outcome.
-            result.pop('after', None)
-            result.pop('diff', None)
-        module.fail_aws(err, **result)
+        fail_aws_keeping_truth(module, err, result)
     module.exit_json(**result)
 
 

@@ -240,11 +240,11 @@ from ansible_collections.svpms.incident_response.plugins.module_utils.ecs import
     check_wait_params,
     describe_service,
     ecs_argument_spec,
-    public_wait_result,
+    fail_aws_keeping_truth,
     require_active,
     state,
     wait_argument_spec,
-    wait_for_rollout,
+    wait_into_result,
 )
 
 
@@ -338,21 +338,10 @@ def main():
             after = state(resp['service'])
             result.update(changed=True, after=after, diff=dict(before=before, after=after))
 
-        if params['wait']:
-            waited = wait_for_rollout(client, cluster, service,
-                                      RolloutTarget(after['task_definition'], desired_count=target),
-                                      params['wait_timeout'], params['wait_interval'])
-            result.update(waited_for=waited['waited_for'], wait_result=public_wait_result(waited))
-            if not waited['completed']:
-                result['msg'] = waited['msg']
-                module.fail_json(**result)
+        wait_into_result(module, client, cluster, service,
+                         RolloutTarget(after['task_definition'], desired_count=target), result)
     except AWSError as err:
-        result.pop('msg', None)
-        if not result['changed']:
-            # Nothing was written: do not present the planned state as the outcome.
-            result.pop('after', None)
-            result.pop('diff', None)
-        module.fail_aws(err, **result)
+        fail_aws_keeping_truth(module, err, result)
     module.exit_json(**result)
 
 
