@@ -11,6 +11,7 @@ import glob
 import os
 import pty
 import select
+import signal
 import subprocess
 import termios
 import time
@@ -149,8 +150,12 @@ def run_in_terminal(cmd, env, answer, timeout=300):
                 answered_at = time.monotonic()
         return proc.wait(timeout=30), out.decode(errors='replace')
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        # the run is its own session (setsid): stop it and its forked workers
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
         os.close(master)
 
 
