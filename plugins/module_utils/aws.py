@@ -181,8 +181,13 @@ class AWSConfigError(AWSError):
     kind = 'configuration'
 
 
+# Words the AWS API (and IAM) spells in capitals: describe_db_instances is
+# rds:DescribeDBInstances.
+_API_WORDS = {'db': 'DB'}
+
+
 def snake_to_pascal(name):
-    return ''.join(part[:1].upper() + part[1:] for part in name.split('_'))
+    return ''.join(_API_WORDS.get(part) or (part[:1].upper() + part[1:]) for part in name.split('_'))
 
 
 def is_transient(exc):
