@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 expected failure (one-line message, no traceback;
 
 import argparse
 import json
+import os
 import sys
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,12 +30,15 @@ def _common(parser, suppress):
     parser.add_argument('--receiver-port', type=int, default=d(None), metavar='PORT',
                         help='notification receiver port (default: the running sandbox\'s, else %d, '
                         'else a free port)' % C.DEFAULT_RECEIVER_PORT)
+    parser.add_argument('--redis-port', type=int, default=d(None), metavar='PORT',
+                        help='the sandbox\'s own redis-server port (default: the running sandbox\'s, else %d, '
+                        'else a free port)' % C.DEFAULT_REDIS_PORT)
     parser.add_argument('--json', action='store_true', default=d(False),
                         help='print machine-readable JSON instead of text')
 
 
 def build_parser():
-    faults = ', '.join('%s (%s)' % (k, v['description']) for k, v in sorted(C.FAULTS.items()))
+    faults = '; '.join('%s [%s] (%s)' % (k, v['kind'], v['description']) for k, v in sorted(C.FAULTS.items()))
     p = argparse.ArgumentParser(
         prog=PROG,
         description='Local stand-in for SVPMS production: moto_server (ECS, CloudWatch, Logs, SSM) '
@@ -45,23 +49,32 @@ def build_parser():
     sub.required = True
     parent = argparse.ArgumentParser(add_help=False)
     _common(parent, suppress=True)  # the global options also work after the command
-    sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start the twin and the '
-                   'notification receiver, write connection.yml (idempotent)')
-    sub.add_parser('stop', parents=[parent], help='stop the receiver, the twin and moto_server by PID (idempotent)')
+    sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start redis-server, create the '
+                   'sandbox database, start the twin and the notification receiver, write connection.yml '
+                   '(idempotent)')
+    sub.add_parser('stop', parents=[parent], help='stop the lock holder, the receiver, the twin, redis-server and '
+                   'moto_server by PID, drop the sandbox database and roles (idempotent)')
     st = sub.add_parser('status', parents=[parent], help='processes, ECS service revision, twin numbers')
     st.add_argument('--window', type=float, default=C.STATUS_WINDOW, metavar='SECONDS',
                     help='twin statistics window (default %(default)gs)')
-    inj = sub.add_parser('inject', parents=[parent], help='deploy a bad revision carrying a fault',
-                         description='Register a new revision of %s identical to the current good one '
-                                     'plus %s=FAULT, and deploy it. Faults: %s' % (C.FAMILY, C.FAULT_ENV, faults))
+    inj = sub.add_parser('inject', parents=[parent], help='inject a fault (a bad deploy, a database lock, a bad '
+                         'config push)',
+                         description='deploy faults register a new revision of %s identical to the current good '
+                                     'one plus %s=FAULT and deploy it; lock_contention starts a batch session that '
+                                     'sits idle in transaction holding row locks; cache_miss_storm sets the cache '
+                                     'TTL parameter to 1 s and flushes the cache. Faults: %s'
+                                     % (C.FAMILY, C.FAULT_ENV, faults))
     inj.add_argument('fault', metavar='FAULT', help='one of: %s' % ', '.join(sorted(C.FAULTS)))
     inj.add_argument('--no-wait', action='store_true',
                      help='do not wait for the twin to pick up the new revision')
     heal = sub.add_parser('heal', parents=[parent],
-                          help='point the service back at the newest ACTIVE revision without a fault marker')
+                          help='undo every fault: stop the lock holder, restore the cache TTL and desiredCount, '
+                          'point the service back at the newest ACTIVE revision without a fault marker')
     heal.add_argument('--no-wait', action='store_true',
                       help='do not wait for the twin to pick up the revision')
     sub.add_parser('twin', parents=[parent], help='(internal) run the service twin in the foreground')
+    sub.add_parser('lock-holder', parents=[parent],
+                   help='(internal) hold row locks on tenant_quotas idle in transaction (lock_contention)')
     sub.add_parser('receiver', parents=[parent],
                    help='(internal) run the notification receiver (PagerDuty, Slack, Statuspage) in the foreground')
     return p
@@ -75,7 +88,7 @@ def _fmt_status(st):
     lines = []
     procs = st['processes']
     for key, label, where in (('moto', 'moto_server', 'endpoint'), ('twin', 'service twin', 'url'),
-                              ('receiver', 'notifications', 'url')):
+                              ('receiver', 'notifications', 'url'), ('redis', 'redis-server', 'url')):
         p = procs.get(key)
         if p is None:
             continue
@@ -99,6 +112,17 @@ def _fmt_status(st):
         lines.append('%-13s %s' % ('revisions', ', '.join(
             '%s%s%s' % (r['name'], '' if r['status'] == 'ACTIVE' else ' INACTIVE',
                         ' [%s]' % r['fault'] if r['fault'] else '') for r in svc['revisions'])))
+    dbi = st.get('database') or {}
+    if dbi.get('enabled'):
+        lines.append('%-13s %s on %s:%s (roles %s, %s)' % ('database', dbi['database'], dbi['host'], dbi['port'],
+                                                           dbi['app_user'], dbi['batch_user']))
+    else:
+        lines.append('%-13s NONE: the sandbox runs without PostgreSQL%s' % (
+            'database', ' (%s)' % dbi['error'] if dbi.get('error') else ''))
+    holder = st.get('lock_holder') or {}
+    if holder.get('running'):
+        lines.append('%-13s RUNNING pid %s (idle in transaction, holding tenant_quotas row locks)'
+                     % ('lock holder', holder['pid']))
     if st.get('injected_at'):
         lines.append('%-13s %s' % ('injected at', st['injected_at']))
     tw = st.get('twin')
@@ -110,6 +134,18 @@ def _fmt_status(st):
         lines.append('%-13s last %gs: %d requests, %d 5xx (%.1f%%), p95 %s ms' % (
             '', w['seconds'], w['requests'], w['errors_5xx'], 100.0 * w['error_rate'],
             w['p95_ms'] if w['p95_ms'] is not None else '-'))
+        cache, dbs = tw.get('cache') or {}, tw.get('db') or {}
+        if cache:
+            lines.append('%-13s TTL %s s, last %gs: %d hits, %d misses, hit rate %s%%, redis %s' % (
+                'cache', cache['ttl_seconds'], cache['window_seconds'], cache['hits'], cache['misses'],
+                cache['hit_rate_pct'] if cache['hit_rate_pct'] is not None else '-',
+                'reachable' if cache['redis_reachable'] else 'UNREACHABLE'))
+        if dbs.get('enabled'):
+            lines.append('%-13s %s, lock timeouts %d in the last %gs (%d total), %s connections' % (
+                'twin db', 'reachable' if dbs['reachable'] else 'UNREACHABLE (%s)' % dbs.get('error'),
+                dbs['lock_timeouts']['window'], w['seconds'], dbs['lock_timeouts']['total'],
+                dbs['connections'] if dbs.get('connections') is not None else '-'))
+        lines.append('%-13s desiredCount %s (twin)' % ('', tw.get('desired_count')))
     if st.get('connection_file'):
         lines.append('%-13s %s' % ('connection', st['connection_file']))
     for err in st.get('errors', []):
@@ -127,11 +163,20 @@ def main(argv=None):
         return receiver.run(sb.receiver_port, sb.notifications_file)
     if args.command == 'twin':
         from . import twin
-        sb = Sandbox(args.state_dir, args.moto_port, args.twin_port)
-        return twin.run(sb.moto_port, sb.twin_port)
+        sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, redis_port=args.redis_port)
+        return twin.run(sb.moto_port, sb.twin_port, state_dir=sb.state_dir, redis_port=sb.redis_port,
+                        db_cfg=sb.db_info())
+    if args.command == 'lock-holder':
+        from . import db
+        info = db.read_db_file(os.path.abspath(args.state_dir))
+        if not info or not info.get('enabled'):
+            print('%s lock-holder: error: no sandbox database in %s' % (PROG, args.state_dir), file=sys.stderr)
+            return 1
+        return db.hold_locks(info)
 
     out = None if args.json else (lambda m: print(m, flush=True))
-    sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, out=out, receiver_port=args.receiver_port)
+    sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, out=out, receiver_port=args.receiver_port,
+                 redis_port=args.redis_port)
     try:
         if args.command == 'start':
             res = sb.start()
@@ -155,7 +200,7 @@ def main(argv=None):
                 _print_json({k: {'pid': v[0], 'result': v[1]} for k, v in res.items()})
                 return 0
             for name, (pid, result) in res.items():
-                print('%-5s %s' % (name, result if not pid else '%s (pid %d)' % (result, pid)))
+                print('%-11s %s' % (name, result if not pid else '%s (pid %d)' % (result, pid)))
             return 0
         if args.command == 'status':
             st = sb.status(window=args.window)
@@ -169,14 +214,24 @@ def main(argv=None):
             if args.json:
                 _print_json(res)
                 return 0
-            print('injected %s at %s: registered %s (based on %s) and deployed it with forceNewDeployment '
-                  '(was %s)' % (res['fault'], res['injected_at'], res['task_definition'], res['based_on'],
-                                res['from']))
-            if res['twin_switch_seconds'] is not None:
-                print('the service twin switched to %s after %.1fs' % (res['task_definition'],
-                                                                       res['twin_switch_seconds']))
-            elif not args.no_wait:
-                print('warning: the service twin is not running; nothing serves the bad revision')
+            if res['kind'] == 'database':
+                print('injected %s at %s: lock holder pid %d (%s, user %s, application_name %s) sits idle in '
+                      'transaction as backend pid %d holding row locks on tenant_quotas; %d API sessions blocked'
+                      % (res['fault'], res['injected_at'], res['lock_holder_pid'], res['database'],
+                         res['holder_user'], res['application_name'], res['backend_pid'], res['blocked_sessions']))
+            elif res['kind'] == 'config':
+                print('injected %s at %s: SSM %s %s -> %s, flushed %d cache keys on redis port %d'
+                      % (res['fault'], res['injected_at'], res['ttl_parameter'], res['ttl_before'],
+                         res['ttl_seconds'], res['flushed_keys'], res['redis_port']))
+            else:
+                print('injected %s at %s: registered %s (based on %s) and deployed it with forceNewDeployment '
+                      '(was %s)' % (res['fault'], res['injected_at'], res['task_definition'], res['based_on'],
+                                    res['from']))
+                if res['twin_switch_seconds'] is not None:
+                    print('the service twin switched to %s after %.1fs' % (res['task_definition'],
+                                                                           res['twin_switch_seconds']))
+                elif not args.no_wait:
+                    print('warning: the service twin is not running; nothing serves the bad revision')
             print('injection time written to %s' % sb.path('injected_at'))
             return 0
         if args.command == 'heal':
@@ -184,12 +239,14 @@ def main(argv=None):
             if args.json:
                 _print_json(res)
             elif not res['changed']:
-                print('already on %s (newest ACTIVE revision without a fault marker)' % res['task_definition'])
+                print('nothing to heal: on %s (newest ACTIVE revision without a fault marker), no lock holder, '
+                      'cache TTL %d s, desiredCount %d' % (res['task_definition'], C.GOOD_CACHE_TTL, C.DESIRED_COUNT))
             else:
-                print('service moved from %s back to %s%s' % (
-                    res['from'], res['task_definition'],
-                    '; twin switched after %.1fs' % res['twin_switch_seconds']
-                    if res['twin_switch_seconds'] is not None else ''))
+                for action in res['actions']:
+                    print('healed: %s' % action)
+                if res['twin_switch_seconds'] is not None:
+                    print('the service twin switched to %s after %.1fs' % (res['task_definition'],
+                                                                           res['twin_switch_seconds']))
             return 0
     except UsageError as exc:
         print('%s: error: %s' % (PROG, exc), file=sys.stderr)

@@ -8,6 +8,7 @@ DEFAULT_STATE_DIR = '.sandbox'
 DEFAULT_MOTO_PORT = 5055
 DEFAULT_TWIN_PORT = 8085
 DEFAULT_RECEIVER_PORT = 8095  # notification receiver; a free port when this one is busy
+DEFAULT_REDIS_PORT = 6389     # the sandbox's own redis-server; a free port when busy (never 6379)
 HOST = '127.0.0.1'  # loopback only, always
 
 REGION = 'us-east-1'
@@ -44,25 +45,23 @@ LOCK_TABLE = 'svpms-sandbox-incident-locks'
 # The container environment variable that marks a "bad" revision.
 FAULT_ENV = 'SVPMS_TWIN_FAULT'
 
-# Faults `inject` accepts, and how the twin behaves while the service runs a
-# revision carrying the marker. To add one (e.g. high_latency) add an entry
-# here; the twin reads the knobs, the CLI lists the names.
+# Faults `inject` accepts. `kind` says how `inject` brings each one about:
+#   deploy    a new task definition revision carrying the marker (like a bad
+#             deploy); the twin behaves by the knobs below while the service
+#             runs it, and a rollback (or `heal`) ends it
+#   database  a real PostgreSQL condition in the sandbox database (no deploy)
+#   config    a bad configuration push (SSM parameter) plus its side effect
+# Knobs the twin reads for a revision carrying the marker (the non-deploy
+# faults carry the good knobs: no revision ever carries them):
 #   health_503_ratio  share of GET /health answered 503 {"status": "degraded"}
 #   items_500_ratio   share of GET /api/v1/items answered 500
-#   latency_ms        (min, max) latency of successful requests
-#   cpu / memory      (min, max) percent published as ECS CPU/MemoryUtilization
-FAULTS = {
-    'high_error_rate': {
-        'description': 'bad deploy: ~30% of /api/v1/items answer 500 (KeyError in list_items), '
-                       '~50% of /health answer 503',
-        'health_503_ratio': 0.5,
-        'items_500_ratio': 0.3,
-        'latency_ms': (10, 60),
-        'cpu': (70.0, 90.0),
-        'memory': (75.0, 85.0),
-    },
-}
-
+#   latency_ms        (min, max) latency of successful requests served from the cache
+#   cpu / memory      (min, max) percent published as ECS CPUUtilization/MemoryUtilization
+#   cpu_bound         True: latency x (DESIRED_COUNT / desiredCount)^2 and
+#                     CPU x DESIRED_COUNT / desiredCount (capped at CPU_CAP), so
+#                     scaling the service out really helps
+# To add a fault, add an entry here; the twin reads the knobs, the CLI lists
+# the names, and `inject` dispatches on `kind`.
 GOOD_BEHAVIOUR = {
     'description': 'healthy',
     'health_503_ratio': 0.0,
@@ -70,7 +69,43 @@ GOOD_BEHAVIOUR = {
     'latency_ms': (5, 40),
     'cpu': (25.0, 40.0),
     'memory': (45.0, 55.0),
+    'cpu_bound': False,
 }
+
+FAULTS = {
+    'high_error_rate': {
+        'kind': 'deploy',
+        'description': 'bad deploy: ~30% of /api/v1/items answer 500 (KeyError in list_items), '
+                       '~50% of /health answer 503',
+        'health_503_ratio': 0.5,
+        'items_500_ratio': 0.3,
+        'latency_ms': (10, 60),
+        'cpu': (70.0, 90.0),
+        'memory': (75.0, 85.0),
+        'cpu_bound': False,
+    },
+    'slow_deploy': {
+        'kind': 'deploy',
+        'description': 'CPU-heavy deploy: p95 ~1.3 s and ECS CPU 92-99% at 3 tasks, no 5xx; '
+                       'scaling out to 6 tasks brings p95 to ~330 ms and CPU to ~48%',
+        'health_503_ratio': 0.0,
+        'items_500_ratio': 0.0,
+        'latency_ms': (700, 1300),
+        'cpu': (92.0, 99.0),
+        'memory': (45.0, 55.0),
+        'cpu_bound': True,
+    },
+    'lock_contention': dict(
+        GOOD_BEHAVIOUR, kind='database',
+        description='a batch session (svpms-nightly-reconcile) sits idle in transaction holding row locks '
+                    'on tenant_quotas: every request waits 2.5 s for its lock, fails open; p95 ~2.5 s, no 5xx'),
+    'cache_miss_storm': dict(
+        GOOD_BEHAVIOUR, kind='config',
+        description='bad config push: cache TTL parameter set to 1 s and the cache flushed; the hit rate '
+                    'collapses and p95 > 1 s (cold render path), no 5xx'),
+}
+FAULT_KINDS = ('deploy', 'database', 'config')
+CPU_CAP = 99.5
 
 # Twin timing
 POLL_INTERVAL = 1.0       # seconds between reads of the ECS service
@@ -99,3 +134,35 @@ PAGERDUTY_ROUTING_KEY = 'sandbox-routing-key'
 PAGERDUTY_API_TOKEN = 'sandbox-pagerduty-api-token'
 SLACK_TOKEN = 'sandbox-slack-bot-token'
 STATUSPAGE_API_KEY = 'sandbox-statuspage-api-key'
+
+# The sandbox's own Redis (the API's response cache).
+REDIS_SERVER = '/usr/bin/redis-server'
+REDIS_TIMEOUT = 1.0                  # socket (connect and read) timeout of every Redis call
+CACHE_KEY_PREFIX = 'svpms:items:'    # + tenant id
+CACHE_TTL_PARAMETER = '/svpms/sandbox/config/cache_ttl_seconds'  # SSM String, read by the twin every ~2 s
+GOOD_CACHE_TTL = 300
+STORM_CACHE_TTL = 1                  # what cache_miss_storm pushes
+TTL_POLL_INTERVAL = 2.0
+MISS_PENALTY_MS = (700, 1300)        # the cold render path on a cache miss
+
+# PostgreSQL: the machine's server (trust auth), one database and two roles per
+# sandbox, named after the twin port; created by `start`, dropped by `stop`.
+PG_HOST_ENV, PG_PORT_ENV, PG_ADMIN_ENV = 'SVPMS_SANDBOX_PG_HOST', 'SVPMS_SANDBOX_PG_PORT', 'SVPMS_SANDBOX_PG_ADMIN'
+PG_DEFAULT_HOST, PG_DEFAULT_PORT, PG_DEFAULT_ADMIN = '127.0.0.1', 5432, 'postgres'
+PG_CONNECT_TIMEOUT = 3               # seconds, on every connection
+DB_NAME_FORMAT = 'svpms_sandbox_%d'  # % twin port
+APP_ROLE_FORMAT = 'svpms_sbx_%d_app'      # the API's role
+BATCH_ROLE_FORMAT = 'svpms_sbx_%d_batch'  # the batch jobs' role
+DB_FILE = 'db.json'                  # state dir: what `start` created (read by the twin and lock holder)
+TENANT_COUNT = 40
+TENANTS = tuple('tnt_%04d' % (1001 + i) for i in range(TENANT_COUNT))
+ITEMS_ROWS = 20000                   # items, no index on tenant_id (cache misses seq-scan)
+APP_NAME = 'svpms-api'
+APP_POOL_MIN = 4                     # connections kept open (psycopg2 closes the ones above it on return)
+APP_POOL_MAX = 10
+APP_LOCK_TIMEOUT = '2500ms'
+APP_STATEMENT_TIMEOUT = '5s'
+POOL_ACQUIRE_TIMEOUT = 3.0           # seconds a request waits for a pooled connection, then fails open
+BATCH_APP_NAME = 'svpms-nightly-reconcile'
+LOCK_HOLDER_MAX_SECONDS = 1800       # the lock holder gives up after 30 minutes whatever happens
+LOCK_HOLDER_FILE = 'lock_holder'     # .pid / .log in the state dir

@@ -1,4 +1,7 @@
-"""The Sandbox: start/stop/status/inject/heal of moto_server + the service twin, by PID."""
+"""The Sandbox: start/stop/status/inject/heal of moto_server, the service twin, the
+notification receiver and the sandbox's own redis-server, by PID, plus the
+sandbox database on the machine's PostgreSQL (created by start, dropped by stop).
+"""
 
 import datetime
 import json
@@ -10,6 +13,7 @@ import time
 
 from . import aws
 from . import constants as C
+from . import db as db_mod
 from . import seed as seed_mod
 from .procs import (SandboxError, http, http_json, pid_alive, port_free, read_pid, stop_pid,
                     tail, wait_http, write_pid)
@@ -22,6 +26,10 @@ TWIN_START_TIMEOUT = 15.0
 RECEIVER_MARKER = 'svpms_sandbox'
 RECEIVER_START_TIMEOUT = 10.0
 SWITCH_TIMEOUT = 10.0
+REDIS_MARKER = 'redis-server'
+REDIS_START_TIMEOUT = 10.0
+LOCK_HOLDER_MARKER = 'svpms_sandbox'
+LOCK_WAIT_TIMEOUT = 10.0  # inject lock_contention: holder idle in transaction + a blocked API session
 
 
 class UsageError(SandboxError):
@@ -30,6 +38,19 @@ class UsageError(SandboxError):
 
 def utc_iso():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((C.HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _write_json(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as fh:
+        json.dump(obj, fh, default=str)
+    os.replace(tmp, path)
 
 
 class Sandbox:
@@ -41,17 +62,20 @@ class Sandbox:
     """
 
     def __init__(self, state_dir=C.DEFAULT_STATE_DIR, moto_port=None, twin_port=None, out=None,
-                 receiver_port=None):
+                 receiver_port=None, redis_port=None):
         self.state_dir = os.path.abspath(state_dir)
         # ports of a running sandbox in this state dir (ignored once it is stopped)
         recorded = self._recorded_ports() if (self.moto_running() or self.twin_running()
-                                              or self.receiver_running()) else {}
+                                              or self.receiver_running() or self.redis_running()) else {}
         self.moto_port = int(moto_port or recorded.get('moto_port') or C.DEFAULT_MOTO_PORT)
         self.twin_port = int(twin_port or recorded.get('twin_port') or C.DEFAULT_TWIN_PORT)
         # the notification receiver: an explicit port must be free; the default one is
         # replaced by a free port when busy (see _ensure_receiver)
         self._receiver_port_explicit = bool(receiver_port)
         self.receiver_port = int(receiver_port or recorded.get('receiver_port') or C.DEFAULT_RECEIVER_PORT)
+        # the sandbox's own redis-server: same rule (never the machine's Redis on 6379)
+        self._redis_port_explicit = bool(redis_port)
+        self.redis_port = int(redis_port or recorded.get('redis_port') or C.DEFAULT_REDIS_PORT)
         self._out = out  # callable(str) for progress lines; None = silent
         self._procs = {}  # Popen objects we started in this process (reaped on stop)
 
@@ -88,7 +112,8 @@ class Sandbox:
             return []
 
     def _ports(self):
-        return {'moto_port': self.moto_port, 'twin_port': self.twin_port, 'receiver_port': self.receiver_port}
+        return {'moto_port': self.moto_port, 'twin_port': self.twin_port, 'receiver_port': self.receiver_port,
+                'redis_port': self.redis_port}
 
     def _say(self, msg):
         if self._out:
@@ -123,6 +148,25 @@ class Sandbox:
 
     def receiver_running(self):
         return pid_alive(self.receiver_pid(), RECEIVER_MARKER)
+
+    def redis_pid(self):
+        return read_pid(self.path('redis.pid'))
+
+    def redis_running(self):
+        return pid_alive(self.redis_pid(), REDIS_MARKER)
+
+    def lock_holder_pid(self):
+        return read_pid(self.path(C.LOCK_HOLDER_FILE + '.pid'))
+
+    def lock_holder_running(self):
+        return pid_alive(self.lock_holder_pid(), LOCK_HOLDER_MARKER)
+
+    def _python_env(self):
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(
+            [PACKAGE_PARENT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+        env['PYTHONUNBUFFERED'] = '1'
+        return env
 
     def _spawn(self, name, argv, env, log_name):
         log = open(self.path(log_name), 'ab')
@@ -172,7 +216,8 @@ class Sandbox:
             [PACKAGE_PARENT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
         env['PYTHONUNBUFFERED'] = '1'
         argv = [sys.executable, '-m', 'svpms_sandbox', '--state-dir', self.state_dir,
-                '--moto-port', str(self.moto_port), '--twin-port', str(self.twin_port), 'twin']
+                '--moto-port', str(self.moto_port), '--twin-port', str(self.twin_port),
+                '--redis-port', str(self.redis_port), 'twin']
         proc = self._spawn('twin', argv, env, 'twin.log')
         url = self.twin_url + '/health'
         self._say('waiting up to %.0fs for the service twin (pid %d) to answer GET %s'
@@ -221,6 +266,106 @@ class Sandbox:
             self.receiver_port = port
         self._start_receiver()
 
+    # ------------------------------------------------------------------ redis
+    def redis_client(self, timeout=2.0):
+        import redis  # the venv's redis-py; only the CLI paths that talk to Redis need it
+        return redis.Redis(host=C.HOST, port=self.redis_port, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+
+    def _start_redis(self):
+        argv = [C.REDIS_SERVER, '--port', str(self.redis_port), '--bind', C.HOST, '--save', '',
+                '--appendonly', 'no', '--dir', self.state_dir, '--daemonize', 'no']
+        proc = self._spawn('redis', argv, dict(os.environ), 'redis.log')
+        self._say('waiting up to %.0fs for redis-server (pid %d) to answer PING on %s:%d'
+                  % (REDIS_START_TIMEOUT, proc.pid, C.HOST, self.redis_port))
+        client = self.redis_client(timeout=0.5)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        last = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                last = 'exited with code %s' % proc.returncode
+                break
+            try:
+                if client.ping():
+                    return
+            except Exception as exc:  # still starting
+                last = exc
+            time.sleep(0.1)
+        self._stop_one('redis', REDIS_MARKER)
+        log_path = self.path('redis.log')
+        raise SandboxError('redis-server on port %d did not answer PING within %.0fs (%s)\n--- tail of %s ---\n%s'
+                           % (self.redis_port, REDIS_START_TIMEOUT, last, log_path, tail(log_path)))
+
+    def _ensure_redis(self):
+        """Start the sandbox's redis-server unless it runs already (a free port when the default is busy)."""
+        if self.redis_running():
+            return
+        if os.path.exists(self.path('redis.pid')):
+            os.remove(self.path('redis.pid'))
+        if not os.path.exists(C.REDIS_SERVER):
+            raise SandboxError('%s not found (install the redis-server package)' % C.REDIS_SERVER)
+        for attempt in (1, 2):
+            if not port_free(self.redis_port):
+                if self._redis_port_explicit:
+                    raise SandboxError('port %d (redis-server) is already in use on %s; stop whatever listens '
+                                       'there or pass --redis-port' % (self.redis_port, C.HOST))
+                port = _free_port()
+                self._say('port %d (redis-server) is busy: using free port %d instead' % (self.redis_port, port))
+                self.redis_port = port
+            try:
+                return self._start_redis()
+            except SandboxError:
+                # lost a race for the port with another process: once more on a free port
+                if self._redis_port_explicit or attempt == 2 or port_free(self.redis_port):
+                    raise
+
+    # --------------------------------------------------------------- database
+    def db_info(self):
+        """What `start` set up on PostgreSQL (db.json), or None before the first start."""
+        return db_mod.read_db_file(self.state_dir)
+
+    def _setup_db(self):
+        """Create and seed the sandbox database; without PostgreSQL the sandbox runs without it."""
+        try:
+            cfg = db_mod.settings(self.twin_port)
+        except db_mod.DatabaseError as exc:
+            raise SandboxError(str(exc))
+        info = dict(cfg, enabled=False, error=None)
+        self._say('creating database %s and roles %s, %s on PostgreSQL %s'
+                  % (cfg['database'], cfg['app_user'], cfg['batch_user'], db_mod.where(cfg)))
+        try:
+            counts = db_mod.create(cfg)
+            info.update(enabled=True, rows=counts)
+        except db_mod.DatabaseError as exc:
+            info['error'] = str(exc)
+            self._say('warning: %s; the sandbox runs WITHOUT a database (the twin serves without it, '
+                      'the database faults cannot be injected)' % exc)
+        _write_json(self.path(C.DB_FILE), info)
+        return info
+
+    def _drop_db(self):
+        info = self.db_info()
+        if not info:
+            return None, 'not created'
+        if not info.get('enabled'):
+            result = 'not created (%s)' % (info.get('error') or 'PostgreSQL was not reachable')
+        else:
+            try:
+                result = db_mod.drop(info)
+            except db_mod.DatabaseError as exc:
+                return None, 'NOT dropped: %s' % exc
+        os.remove(self.path(C.DB_FILE))
+        return None, result
+
+    def _require_db(self, fault):
+        info = self.db_info()
+        if not info or not info.get('enabled'):
+            why = (info or {}).get('error') or 'no sandbox database was created'
+            raise SandboxError('fault %s needs the sandbox database, but this sandbox runs without PostgreSQL (%s); '
+                               'make PostgreSQL reachable (%s/%s/%s) and restart the sandbox'
+                               % (fault, why, C.PG_HOST_ENV, C.PG_PORT_ENV, C.PG_ADMIN_ENV))
+        return info
+
     def _stop_one(self, name, marker):
         pid_file = self.path('%s.pid' % name)
         pid = read_pid(pid_file)
@@ -241,6 +386,13 @@ class Sandbox:
 
     # ---------------------------------------------------------------- commands
     def connection(self):
+        info = self.db_info() or {}
+        try:
+            cfg = db_mod.settings(self.twin_port)
+        except db_mod.DatabaseError:
+            cfg = {}
+        cfg.update({k: v for k, v in info.items() if k in cfg})
+        enabled = bool(info.get('enabled'))
         return {
             'svpms_aws_endpoint_url': self.moto_endpoint,
             'svpms_aws_region': C.REGION,
@@ -269,6 +421,19 @@ class Sandbox:
             'svpms_slack_token': C.SLACK_TOKEN,
             'svpms_statuspage_api_key': C.STATUSPAGE_API_KEY,
             'svpms_lock_table': C.LOCK_TABLE,
+            # PostgreSQL: the operator's role connects; the app/batch roles' sessions may be cancelled.
+            # Without a database the host is empty (the runbooks skip their database checks).
+            'svpms_db_host': cfg.get('host', '') if enabled else '',
+            'svpms_db_port': cfg.get('port', C.PG_DEFAULT_PORT),
+            'svpms_db_name': cfg.get('database', ''),
+            'svpms_db_user': cfg.get('admin_user', C.PG_DEFAULT_ADMIN),
+            'svpms_db_app_users': [cfg.get('app_user', ''), cfg.get('batch_user', '')],
+            'svpms_db_enabled': enabled,
+            # the sandbox's own Redis (the API's cache) and the cache TTL setting in SSM
+            'svpms_redis_host': C.HOST,
+            'svpms_redis_port': self.redis_port,
+            'svpms_cache_ttl_parameter': C.CACHE_TTL_PARAMETER,
+            'svpms_cache_ttl_seconds': C.GOOD_CACHE_TTL,
         }
 
     def _write_connection(self):
@@ -297,13 +462,18 @@ class Sandbox:
                           '(stop it first to change ports)' % (self.state_dir, self.moto_port, self.twin_port))
         if self.receiver_running() and recorded.get('receiver_port'):
             self.receiver_port = int(recorded['receiver_port'])
+        if self.redis_running() and recorded.get('redis_port'):
+            self.redis_port = int(recorded['redis_port'])
         if moto_up and twin_up:
             self._ensure_receiver()
+            self._ensure_redis()  # the twin reconnects by itself
             with open(self.path('ports.json'), 'w') as fh:
                 json.dump(self._ports(), fh)
             self._write_connection()
             return {'already_running': True, 'moto_pid': self.moto_pid(), 'twin_pid': self.twin_pid(),
-                    'receiver_pid': self.receiver_pid(), 'connection_file': self.connection_file}
+                    'receiver_pid': self.receiver_pid(), 'redis_pid': self.redis_pid(),
+                    'database': (self.db_info() or {}).get('database') if (self.db_info() or {}).get('enabled')
+                    else None, 'connection_file': self.connection_file}
         if twin_up:  # twin without moto: its moto state is gone, start over
             self._say('twin (pid %d) runs without moto: stopping it and starting afresh' % self.twin_pid())
             self._stop_one('twin', TWIN_MARKER)
@@ -325,11 +495,21 @@ class Sandbox:
                 for name in ('injected_at', C.CONNECTION_FILE, C.NOTIFICATIONS_FILE):
                     if os.path.exists(self.path(name)):
                         os.remove(self.path(name))
+                # leftovers of a sandbox that died here: its lock holder and its database
+                self._stop_one(C.LOCK_HOLDER_FILE, LOCK_HOLDER_MARKER)
+                if (self.db_info() or {}).get('enabled'):
+                    self._say('dropping the database left by the previous sandbox: %s' % self._drop_db()[1])
                 self._start_moto()
                 with open(self.path('ports.json'), 'w') as fh:
                     json.dump(self._ports(), fh)
-                self._say('seeding moto (VPC, ECS cluster/task definitions/service, Logs, SSM flags)')
+                self._say('seeding moto (VPC, ECS cluster/task definitions/service, Logs, SSM flags and '
+                          'cache TTL)')
                 seed_mod.seed(self.moto_port)
+            self._ensure_redis()
+            if not moto_up or not (self.db_info() or {}).get('enabled'):
+                self._setup_db()  # a fresh start gets a fresh database
+            with open(self.path('ports.json'), 'w') as fh:
+                json.dump(self._ports(), fh)
             self._start_twin()
             self._ensure_receiver()
         except BaseException:
@@ -340,17 +520,24 @@ class Sandbox:
         with open(self.path('ports.json'), 'w') as fh:
             json.dump(self._ports(), fh)
         self._write_connection()
+        info = self.db_info() or {}
         return {'already_running': False, 'moto_pid': self.moto_pid(), 'twin_pid': self.twin_pid(),
-                'receiver_pid': self.receiver_pid(), 'connection_file': self.connection_file}
+                'receiver_pid': self.receiver_pid(), 'redis_pid': self.redis_pid(),
+                'database': info.get('database') if info.get('enabled') else None,
+                'database_error': info.get('error'), 'connection_file': self.connection_file}
 
     def stop(self):
-        """Stop twin then moto by PID; remove pid files and connection.yml. Idempotent.
+        """Stop the lock holder, receiver, twin, redis-server and moto by PID, then drop the
+        sandbox database and roles; remove pid files and connection.yml. Idempotent.
 
-        -> {name: (pid, result)}, result one of not running / stopped / killed.
+        -> {name: (pid, result)}, result one of not running / stopped / killed; for
+        'database' (None, what was dropped).
         """
         result = {}
-        for name, marker in (('receiver', RECEIVER_MARKER), ('twin', TWIN_MARKER), ('moto', MOTO_MARKER)):
+        for name, marker in (('lock_holder', LOCK_HOLDER_MARKER), ('receiver', RECEIVER_MARKER),
+                             ('twin', TWIN_MARKER), ('redis', REDIS_MARKER), ('moto', MOTO_MARKER)):
             result[name] = self._stop_one(name, marker)
+        result['database'] = self._drop_db()
         try:  # its endpoints are gone; `start` writes a fresh one
             os.remove(self.connection_file)
         except FileNotFoundError:
@@ -410,10 +597,26 @@ class Sandbox:
                                         forceNewDeployment=True)
 
     def inject(self, name, wait=True):
-        """Deploy a bad revision carrying fault `name`. -> dict (see CLI output)."""
+        """Bring about fault `name` by its kind (deploy / database / config). -> dict (see CLI output)."""
         if name not in C.FAULTS:
             raise UsageError('unknown fault %r; allowed: %s' % (name, ', '.join(sorted(C.FAULTS))))
+        kind = C.FAULTS[name]['kind']
         self._require_moto()
+        if kind == 'deploy':
+            res = self._inject_deploy(name, wait)
+        elif kind == 'database':
+            res = self._inject_lock_contention(name)
+        elif kind == 'config':
+            res = self._inject_cache_miss_storm(name)
+        else:  # a FAULTS entry with a kind nobody handles
+            raise SandboxError('fault %s has kind %r; inject handles %s' % (name, kind, ', '.join(C.FAULT_KINDS)))
+        injected_at = res.pop('injected_at')
+        with open(self.path('injected_at'), 'w') as fh:
+            fh.write(injected_at + '\n')
+        return dict(res, fault=name, kind=kind, injected_at=injected_at)
+
+    def _inject_deploy(self, name, wait):
+        """Deploy a bad revision carrying fault `name`."""
         ecs = self.boto('ecs')
         current = aws.normalise_task_definition(self.service()['taskDefinition'])
         base = ecs.describe_task_definition(taskDefinition=current)['taskDefinition']
@@ -432,29 +635,131 @@ class Sandbox:
         new_name = '%s:%d' % (td['family'], td['revision'])
         self._point_service_at(td['taskDefinitionArn'])
         injected_at = utc_iso()
-        with open(self.path('injected_at'), 'w') as fh:
-            fh.write(injected_at + '\n')
         switched = self._wait_twin_on(new_name) if wait else None
-        return {'fault': name, 'injected_at': injected_at, 'from': current,
+        return {'injected_at': injected_at, 'from': current,
                 'based_on': '%s:%d' % (base['family'], base['revision']),
                 'task_definition': new_name, 'task_definition_arn': td['taskDefinitionArn'],
                 'twin_switch_seconds': switched}
 
+    def _inject_lock_contention(self, name):
+        """Start the lock holder; wait until it is idle in transaction and blocks the API."""
+        info = self._require_db(name)
+        already = self.lock_holder_running()
+        if not already:
+            if os.path.exists(self.path(C.LOCK_HOLDER_FILE + '.pid')):
+                os.remove(self.path(C.LOCK_HOLDER_FILE + '.pid'))
+            argv = [sys.executable, '-m', 'svpms_sandbox', '--state-dir', self.state_dir, 'lock-holder']
+            self._spawn(C.LOCK_HOLDER_FILE, argv, self._python_env(), C.LOCK_HOLDER_FILE + '.log')
+        injected_at = utc_iso()
+        pid = self.lock_holder_pid()
+        self._say('waiting up to %.0fs for the lock holder (pid %d) to sit idle in transaction and block '
+                  'an API session' % (LOCK_WAIT_TIMEOUT, pid))
+        t0 = time.monotonic()
+        holder, blocked, last_error = None, [], None
+        while time.monotonic() - t0 < LOCK_WAIT_TIMEOUT:
+            if not self.lock_holder_running():
+                self._stop_one(C.LOCK_HOLDER_FILE, LOCK_HOLDER_MARKER)
+                log_path = self.path(C.LOCK_HOLDER_FILE + '.log')
+                raise SandboxError('the lock holder exited before holding its locks\n--- tail of %s ---\n%s'
+                                   % (log_path, tail(log_path)))
+            try:
+                holders, sessions = db_mod.lock_holder_sessions(info)
+            except Exception as exc:  # noqa: BLE001 -- reported below if it lasts
+                last_error = exc
+                holders, sessions = [], []
+            holder = next((h for h in holders if h['state'] == 'idle in transaction'), None)
+            if holder:
+                blocked = [b for b in sessions if holder['pid'] in (b['blocking_pids'] or [])
+                           and b['usename'] == info['app_user']]
+                if blocked or not self.twin_running():
+                    break
+            time.sleep(0.2)
+        if holder is None:
+            self._stop_one(C.LOCK_HOLDER_FILE, LOCK_HOLDER_MARKER)
+            raise SandboxError('the lock holder did not sit idle in transaction within %.0fs (last error: %s); '
+                               'stopped it (see %s)' % (LOCK_WAIT_TIMEOUT, last_error,
+                                                        self.path(C.LOCK_HOLDER_FILE + '.log')))
+        return {'injected_at': injected_at, 'already_running': already, 'lock_holder_pid': pid,
+                'backend_pid': holder['pid'], 'database': info['database'], 'holder_user': info['batch_user'],
+                'application_name': C.BATCH_APP_NAME, 'blocked_sessions': len(blocked),
+                'wait_seconds': round(time.monotonic() - t0, 2)}
+
+    def _inject_cache_miss_storm(self, name):
+        """Push a 1 s cache TTL, wait for the twin to read it, then flush the cache."""
+        if not self.redis_running():
+            raise SandboxError('fault %s needs the sandbox\'s redis-server, which is not running; run `start`'
+                               % name)
+        ssm = self.boto('ssm')
+        previous = self._ttl_value(ssm)
+        ssm.put_parameter(Name=C.CACHE_TTL_PARAMETER, Value=str(C.STORM_CACHE_TTL), Type='String', Overwrite=True)
+        injected_at = utc_iso()
+        # flush only once the twin uses the new TTL, or it would refill the cache for 300 s
+        waited = self._wait_twin_ttl(C.STORM_CACHE_TTL)
+        try:
+            keys = self.redis_client().dbsize()
+            self.redis_client().flushdb()
+        except Exception as exc:
+            raise SandboxError('FLUSHDB on the sandbox redis-server (port %d) failed: %s' % (self.redis_port, exc))
+        return {'injected_at': injected_at, 'ttl_parameter': C.CACHE_TTL_PARAMETER, 'ttl_before': previous,
+                'ttl_seconds': C.STORM_CACHE_TTL, 'flushed_keys': keys, 'redis_port': self.redis_port,
+                'twin_ttl_seconds': waited}
+
+    def _ttl_value(self, ssm):
+        try:
+            return ssm.get_parameter(Name=C.CACHE_TTL_PARAMETER)['Parameter']['Value']
+        except ssm.exceptions.ParameterNotFound:
+            return None
+
+    def _wait_twin_ttl(self, ttl, timeout=SWITCH_TIMEOUT):
+        """Wait until the twin reports cache TTL `ttl`. -> seconds waited, or None without a twin."""
+        if not self.twin_running():
+            return None
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            try:
+                state = http_json(self.twin_url + '/twin/state?window=1', timeout=2)[1]
+                if state and state.get('cache', {}).get('ttl_seconds') == ttl:
+                    return round(time.monotonic() - t0, 2)
+            except Exception:
+                pass
+            time.sleep(0.2)
+        raise SandboxError('the service twin did not pick up cache TTL %d s within %.0fs (see %s)'
+                           % (ttl, timeout, self.path('twin.log')))
+
     def heal(self, wait=True):
-        """Point the service back at the newest ACTIVE revision without a fault marker."""
+        """Undo every fault: stop the lock holder, restore the cache TTL and desiredCount, and
+        point the service back at the newest ACTIVE revision without a fault marker."""
         self._require_moto()
-        current = aws.normalise_task_definition(self.service()['taskDefinition'])
+        actions = []
+        pid, stopped = self._stop_one(C.LOCK_HOLDER_FILE, LOCK_HOLDER_MARKER)
+        if stopped != 'not running':
+            actions.append('lock holder (pid %d) %s' % (pid, stopped))
+        ssm = self.boto('ssm')
+        ttl = self._ttl_value(ssm)
+        if ttl != str(C.GOOD_CACHE_TTL):
+            ssm.put_parameter(Name=C.CACHE_TTL_PARAMETER, Value=str(C.GOOD_CACHE_TTL), Type='String',
+                              Overwrite=True)
+            actions.append('cache TTL %s -> %d s' % (ttl, C.GOOD_CACHE_TTL))
+        svc = self.service()
+        current = aws.normalise_task_definition(svc['taskDefinition'])
         good = self._newest_good()
-        if current == good['name']:
-            return {'changed': False, 'task_definition': current}
-        self._point_service_at(good['arn'])
-        switched = self._wait_twin_on(good['name']) if wait else None
+        if svc.get('desiredCount') != C.DESIRED_COUNT:
+            self.boto('ecs').update_service(cluster=C.CLUSTER, service=C.SERVICE, desiredCount=C.DESIRED_COUNT)
+            actions.append('desiredCount %s -> %d' % (svc.get('desiredCount'), C.DESIRED_COUNT))
+        res = {'task_definition': good['name'], 'twin_switch_seconds': None}
+        if current != good['name']:
+            self._point_service_at(good['arn'])
+            actions.append('task definition %s -> %s' % (current, good['name']))
+            res['from'] = current
+            res['twin_switch_seconds'] = self._wait_twin_on(good['name']) if wait else None
+        if wait and ttl != str(C.GOOD_CACHE_TTL):
+            self._wait_twin_ttl(C.GOOD_CACHE_TTL)
         try:
             os.remove(self.path('injected_at'))
         except FileNotFoundError:
             pass
-        return {'changed': True, 'from': current, 'task_definition': good['name'],
-                'twin_switch_seconds': switched}
+        res.update(changed=bool(actions), actions=actions)
+        return res
 
     def injected_at(self):
         try:
@@ -466,10 +771,12 @@ class Sandbox:
     # ----------------------------------------------------------------- status
     def status(self, window=C.STATUS_WINDOW):
         moto_up, twin_up = self.moto_running(), self.twin_running()
-        receiver_up = self.receiver_running()
+        receiver_up, redis_up = self.receiver_running(), self.redis_running()
+        info = self.db_info() or {}
+        holder_pid = self.lock_holder_pid()
         st = {
             'state_dir': self.state_dir,
-            'running': moto_up and twin_up and receiver_up,
+            'running': moto_up and twin_up and receiver_up and redis_up,
             'processes': {
                 'moto': {'up': moto_up, 'pid': self.moto_pid(), 'port': self.moto_port,
                          'endpoint': self.moto_endpoint, 'log': self.path('moto.log')},
@@ -479,7 +786,17 @@ class Sandbox:
                              'url': self.receiver_url, 'log': self.path('receiver.log'),
                              'notifications': len(self.notifications()),
                              'notifications_file': self.notifications_file},
+                'redis': {'up': redis_up, 'pid': self.redis_pid(), 'port': self.redis_port,
+                          'url': 'redis://%s:%d/0' % (C.HOST, self.redis_port), 'log': self.path('redis.log')},
             },
+            'database': {'enabled': bool(info.get('enabled')), 'host': info.get('host'), 'port': info.get('port'),
+                         'database': info.get('database'), 'app_user': info.get('app_user'),
+                         'batch_user': info.get('batch_user'), 'error': info.get('error')},
+            'lock_holder': {'pid': holder_pid, 'running': self.lock_holder_running(),
+                            'log': self.path(C.LOCK_HOLDER_FILE + '.log')},
+            'desired_count': None,
+            'cache': None,
+            'db': None,
             'connection_file': self.connection_file if os.path.exists(self.connection_file) else None,
             'injected_at': self.injected_at(),
             'service': None,
@@ -510,11 +827,16 @@ class Sandbox:
                     'revisions': [{k: r[k] for k in ('name', 'status', 'fault', 'version')}
                                   for r in revs.values()],
                 }
+                st['desired_count'] = svc.get('desiredCount')
+                ttl = self._ttl_value(self.boto('ssm'))
+                st['service']['cache_ttl_parameter'] = {'name': C.CACHE_TTL_PARAMETER, 'value': ttl}
             except Exception as exc:
                 st['errors'].append('moto: %s: %s' % (type(exc).__name__, exc))
         if twin_up:
             try:
                 st['twin'] = http_json(self.twin_url + '/twin/state?window=%g' % window, timeout=3)[1]
+                st['cache'] = st['twin'].get('cache')
+                st['db'] = st['twin'].get('db')
             except Exception as exc:
                 st['errors'].append('twin: %s: %s' % (type(exc).__name__, exc))
         return st

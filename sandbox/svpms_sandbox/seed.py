@@ -1,4 +1,4 @@
-"""Seed a fresh moto_server with the SVPMS production shape (ECS, Logs, SSM, EC2 network)."""
+"""Seed a fresh moto_server with the SVPMS production shape (ECS, Logs, SSM flags and cache TTL, EC2 network)."""
 
 from . import aws
 from . import constants as C
@@ -89,6 +89,10 @@ def seed(moto_port):
     for name, value in C.FLAGS.items():
         ssm.put_parameter(Name=C.FLAG_PREFIX + name, Value=value, Type='String',
                           Description='circuit breaker for the %s integration (sandbox)' % name)
+
+    # SSM: the API's cache TTL setting (the twin re-reads it every ~2 s).
+    ssm.put_parameter(Name=C.CACHE_TTL_PARAMETER, Value=str(C.GOOD_CACHE_TTL), Type='String',
+                      Description='svpms-api response cache TTL in seconds (sandbox)')
 
     # DynamoDB: the one-mitigation-at-a-time lock table (incident_lock module),
     # created as the module's documentation says, TTL on expires_at.

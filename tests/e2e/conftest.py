@@ -16,7 +16,8 @@ from svpms_sandbox import Sandbox  # noqa: E402
 def sandbox(tmp_path_factory):
     """A sandbox of our own (moto_server + twin) on free loopback ports."""
     state = tmp_path_factory.mktemp('sandbox')
-    box = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port())
+    box = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port(),
+                  redis_port=free_port())
     box.start()
     try:
         yield box
