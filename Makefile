@@ -9,10 +9,11 @@ LINK := .collections/ansible_collections/svpms/incident_response
 SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m svpms_sandbox
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup demo demo-stop test unit integration sandbox-test e2e lint sanity docs importer molecule build clean
+.PHONY: help setup demo demo-stop test unit integration sandbox-test e2e lint sanity docs importer molecule build bench clean
 
 help:
 	@echo "make demo   - set up, start the local sandbox, inject a bad deploy, triage -> page -> runbook -> resolve -> report (prints the HTML report path)"
+	@echo "              FAULT=lock_contention|cache_miss_storm|slow_deploy make demo: the high latency scenario instead"
 	@echo "make test   - everything CI checks (lint, sanity, docs, unit, integration, e2e, molecule, galaxy-importer)"
 
 $(BIN)/ansible-playbook: requirements.txt requirements-dev.txt
@@ -63,6 +64,10 @@ molecule: setup
 
 importer: setup build
 	bash scripts/importer.sh
+
+# Figures, not tests: how long the high-latency evidence pass takes.
+bench: setup
+	$(BIN)/python benchmarks/evidence_pass.py
 
 build: setup
 	mkdir -p build

@@ -2,6 +2,8 @@
 # make demo: start the local sandbox, inject a high 5xx error rate (a bad
 # deployment), run the scenario runbook against it, and print the outcome,
 # the timings and where the report is. KEEP_SANDBOX=1 leaves it running.
+# FAULT=lock_contention|cache_miss_storm|slow_deploy make demo runs the high
+# latency scenario instead (triage routes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -19,10 +21,22 @@ trap cleanup EXIT
 
 echo "==> Starting the local SVPMS sandbox (moto_server + service twin on 127.0.0.1)"
 sandbox start
-echo "==> Injecting the incident: deploy a bad revision (high 5xx error rate)"
-sandbox inject high_error_rate
-echo "==> Waiting (at most 90 s) for the alert condition: 5xx rate above 5% in CloudWatch"
-PYTHONPATH=sandbox "$PY" scripts/wait_for_symptom.py --state-dir .sandbox --threshold 5 --timeout 90
+fault=${FAULT:-high_error_rate}
+case $fault in
+  high_error_rate)
+    echo "==> Injecting the incident: deploy a bad revision (high 5xx error rate)"
+    sandbox inject high_error_rate
+    echo "==> Waiting (at most 90 s) for the alert condition: 5xx rate above 5% in CloudWatch"
+    PYTHONPATH=sandbox "$PY" scripts/wait_for_symptom.py --state-dir .sandbox --threshold 5 --timeout 90 ;;
+  lock_contention|cache_miss_storm|slow_deploy)
+    echo "==> Injecting the incident: $fault (high latency)"
+    sandbox inject "$fault"
+    echo "==> Waiting (at most 90 s) for the alert condition: p95 above 1000 ms"
+    PYTHONPATH=sandbox "$PY" scripts/wait_for_symptom.py --state-dir .sandbox --symptom latency --timeout 90 ;;
+  *)
+    echo "unknown FAULT=$fault: allowed high_error_rate, lock_contention, cache_miss_storm, slow_deploy" >&2
+    exit 2 ;;
+esac
 
 incident_id="demo-$(date -u +%Y%m%dT%H%M%SZ)"
 # connection.yml: the ports the sandbox really uses (a busy default port is replaced by a free one).

@@ -11,18 +11,13 @@ tests/unit/plugins/modules/test_rds_promote_replica_stubber.py.
 
 import uuid
 
-import boto3
 import pytest
 
 from tests.helpers.modules import AWS_TEST_CREDS, assert_no_traceback, run_module
+from tests.helpers.rds import source_and_replica
 from tests.helpers.servers import free_port
 
 SECRETS = (AWS_TEST_CREDS['access_key'], AWS_TEST_CREDS['secret_key'])
-
-
-def _rds(endpoint):
-    return boto3.client('rds', region_name=AWS_TEST_CREDS['region'], endpoint_url=endpoint,
-                        aws_access_key_id='setup', aws_secret_access_key='setup')
 
 
 def run(endpoint, check=False, **kwargs):
@@ -38,19 +33,8 @@ def run(endpoint, check=False, **kwargs):
 @pytest.fixture(scope='module')
 def dbs(moto):
     """A source instance and its read replica, unique names (moto is shared by the session)."""
-    suffix = uuid.uuid4().hex[:8]
-    source, replica = 'svpms-it-db-%s' % suffix, 'svpms-it-db-replica-%s' % suffix
-    rds = _rds(moto.endpoint)
-    rds.create_db_instance(DBInstanceIdentifier=source, Engine='postgres', DBInstanceClass='db.t3.micro',
-                           MasterUsername='svpms', MasterUserPassword='not-a-real-password', AllocatedStorage=20,
-                           BackupRetentionPeriod=1)
-    rds.create_db_instance_read_replica(DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=source)
-    yield dict(endpoint=moto.endpoint, rds=rds, source=source, replica=replica)
-    for name in (replica, source):
-        try:
-            rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
-        except Exception:  # pylint: disable=broad-except
-            pass
+    with source_and_replica(moto.endpoint, 'svpms-it-db') as created:
+        yield dict(created, endpoint=moto.endpoint)
 
 
 def replica_source(dbs):

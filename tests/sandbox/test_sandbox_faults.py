@@ -132,8 +132,8 @@ def test_fresh_sandbox_is_fast_and_cached(box):
     roles = dict(pg('SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN (%s, %s)', (app, batch)))
     assert roles == {app: False, batch: False}
     db = conn['svpms_db_name']
-    assert pg('SELECT count(*), count(DISTINCT tenant_id) FROM items', dbname=db) == [(C.ITEMS_ROWS, 40)]
-    assert pg('SELECT count(*) FROM tenant_quotas', dbname=db) == [(40,)]
+    assert pg('SELECT count(*), count(DISTINCT tenant_id) FROM items', dbname=db) == [(C.ITEMS_ROWS, C.TENANT_COUNT)]
+    assert pg('SELECT count(*) FROM tenant_quotas', dbname=db) == [(C.TENANT_COUNT,)]
     assert {r[0] for r in pg("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'", dbname=db)} == {app}
     assert pg("SELECT indexdef FROM pg_indexes WHERE tablename = 'items'", dbname=db) == [
         ('CREATE UNIQUE INDEX items_pkey ON public.items USING btree (id)',)]
