@@ -38,17 +38,22 @@ demo-stop:
 test: setup lint sanity docs unit integration sandbox-test e2e molecule importer
 	@echo "make test: all checks passed"
 
+# Integration, sandbox and end-to-end tests mostly wait (on servers, metrics
+# windows, settle times, verification rounds): two workers, each test file on
+# one worker in file order, with its own servers and sandbox on free ports.
+E2E_WORKERS ?= 2
+
 unit: setup
 	$(BIN)/pytest tests/unit -q
 
 integration: setup
-	$(BIN)/pytest tests/integration -q
+	$(BIN)/pytest tests/integration -q -n $(E2E_WORKERS) --dist loadfile
 
 sandbox-test: setup
-	$(BIN)/pytest tests/sandbox -q
+	$(BIN)/pytest tests/sandbox -q -n $(E2E_WORKERS) --dist loadfile
 
 e2e: setup
-	$(BIN)/pytest tests/e2e -q
+	$(BIN)/pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile --durations=10
 
 lint: setup
 	bash scripts/lint.sh

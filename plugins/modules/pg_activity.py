@@ -45,6 +45,18 @@ options:
     description:
       - Port of the replica. Defaults to O(port).
     type: int
+  databases:
+    description:
+      - Only report sessions of these databases in RV(long_running), RV(idle_in_transaction), RV(blocked) and
+        RV(blockers), for example the application's database: several databases share one server, and the
+        lock waits and runaway queries of another one are not this service's incident. Locks never cross
+        databases, so a blocking chain stays inside one.
+      - RV(connections), RV(utilisation_pct), RV(by_state) and RV(by_application) always cover the whole server,
+        because V(max_connections) is the server's; RV(connections_in_scope) counts the listed databases' sessions.
+      - Empty (the default) means every database.
+    type: list
+    elements: str
+    default: []
   list_limit:
     description:
       - At most this many entries in each session list (longest first); RV(truncated) says which
@@ -148,6 +160,11 @@ connections:
   returned: when reachable
   type: int
   sample: 42
+connections_in_scope:
+  description: Client backends of the databases in O(databases) (all of them when it is empty).
+  returned: when reachable
+  type: int
+  sample: 30
 utilisation_pct:
   description: RV(connections) / (RV(max_connections) - RV(reserved_connections)) * 100, one decimal.
   returned: when reachable
@@ -289,6 +306,10 @@ def snapshot(conn, params, own_pid):
     rows, roots, waiting_for = fetch_sessions(conn)
     others = [r for r in rows if r['pid'] != own_pid]
     clients = [r for r in others if is_client(r)]
+    scope = set(params['databases'] or [])
+
+    def in_scope(row):
+        return not scope or row.get('database') in scope
     qlen = params['query_max_len']
     limit = params['list_limit']
     truncated = []
@@ -305,7 +326,7 @@ def snapshot(conn, params, own_pid):
 
     long_running = []
     for row in others:
-        if row.get('state') != 'active' or row.get('query_seconds') is None:
+        if not in_scope(row) or row.get('state') != 'active' or row.get('query_seconds') is None:
             continue
         if row.get('backend_type') not in ('client backend', 'autovacuum worker'):
             continue
@@ -316,7 +337,7 @@ def snapshot(conn, params, own_pid):
 
     idle_tx = []
     for row in clients:
-        if row.get('state') in IDLE_IN_TRANSACTION_STATES and row.get('state_seconds') is not None \
+        if in_scope(row) and row.get('state') in IDLE_IN_TRANSACTION_STATES and row.get('state_seconds') is not None \
                 and row['state_seconds'] > params['idle_in_transaction_seconds']:
             item = session_view(row, SESSION_FIELDS, qlen)
             item['duration_seconds'] = seconds(row['state_seconds'])
@@ -326,7 +347,7 @@ def snapshot(conn, params, own_pid):
     by_pid = dict((r['pid'], r) for r in rows)
     blocked = []
     for row in others:
-        if not row['blocked_by']:
+        if not row['blocked_by'] or not in_scope(row):
             continue
         item = session_view(row, SESSION_FIELDS, qlen)
         item['waiting_seconds'] = seconds(row.get('query_seconds') if row.get('state') == 'active'
@@ -338,6 +359,9 @@ def snapshot(conn, params, own_pid):
     blockers = []
     for pid, waiting in waiting_for.items():
         if pid == own_pid:
+            continue
+        # a blocker is in scope when one of the sessions it blocks is (locks never cross databases)
+        if scope and not any(in_scope(by_pid.get(w) or {}) for w in waiting):
             continue
         row = by_pid.get(pid)
         if row is None:
@@ -355,6 +379,7 @@ def snapshot(conn, params, own_pid):
 
     return dict(
         connections=len(clients),
+        connections_in_scope=len([r for r in clients if in_scope(r)]),
         by_state=by_state,
         by_application=limited(by_application, lambda x: 0, limit, 'by_application', truncated),
         long_running=limited(long_running, lambda x: -(x['duration_seconds'] or 0), limit, 'long_running', truncated),
@@ -405,6 +430,7 @@ def main():
         idle_in_transaction_seconds=dict(type='float', default=30),
         replica_host=dict(type='str'),
         replica_port=dict(type='int'),
+        databases=dict(type='list', elements='str', default=[]),
         list_limit=dict(type='int', default=50),
         query_max_len=dict(type='int', default=200),
     )

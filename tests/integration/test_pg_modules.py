@@ -263,6 +263,22 @@ def test_activity_reports_lock_chain_roots_long_running_and_idle(env, scene):
     assert 'GRANT pg_monitor TO %s' % env.nobody in str(as_nobody.get('warnings')), as_nobody
 
 
+def test_activity_scoped_to_a_database_leaves_out_the_others(env, scene):
+    """Two databases on one server: the lock waits and runaway queries of the
+    other one are not this service's incident (the runbooks pass their own)."""
+    holder, (r1, ddl, r2) = lock_scene(env, scene)
+    elsewhere = active_sleeper(env, scene, env.app, db=env.other_db)
+    time.sleep(1.2)
+    mine = env.run('pg_activity', databases=[env.other_db], long_running_seconds=1, idle_in_transaction_seconds=1)
+    assert mine['blocked'] == [] and mine['blockers'] == [] and mine['idle_in_transaction'] == []
+    assert [s['pid'] for s in mine['long_running']] == [elsewhere.pid]
+    assert mine['connections_in_scope'] == 1 < mine['connections']
+    theirs = env.run('pg_activity', databases=[env.db], long_running_seconds=1, idle_in_transaction_seconds=1)
+    assert by_pid(theirs['blockers'])[holder.pid]['blocked_count'] == 3
+    assert set(by_pid(theirs['blocked'])) == set([r1.pid, ddl.pid, r2.pid])
+    assert elsewhere.pid not in by_pid(theirs['long_running'])
+
+
 def test_activity_replica_finding_and_unreachable_primary(env):
     port = free_port()
     result = env.run('pg_activity', replica_host=HOST, replica_port=port)
