@@ -31,10 +31,7 @@ __metaclass__ = type
 import re
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
-from ansible_collections.svpms.incident_response.plugins.module_utils.checks import (  # noqa: F401  (finding: re-exported)
-    CheckError,
-    finding,
-)
+from ansible_collections.svpms.incident_response.plugins.module_utils.checks import CheckError
 
 try:
     import psycopg2

@@ -48,7 +48,7 @@ options:
   databases:
     description:
       - Only report sessions of these databases in RV(long_running), RV(idle_in_transaction), RV(blocked) and
-        RV(blockers), for example the application's database: several databases share one server, and the
+        RV(blockers), for example the application's database. Several databases share one server, and the
         lock waits and runaway queries of another one are not this service's incident. Locks never cross
         databases, so a blocking chain stays inside one.
       - RV(connections), RV(utilisation_pct), RV(by_state) and RV(by_application) always cover the whole server,
@@ -242,6 +242,7 @@ truncated:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.svpms.incident_response.plugins.module_utils.checks import finding  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils.postgres import (  # noqa: E402
     IDLE_IN_TRANSACTION_STATES,
     PostgresError,
@@ -249,7 +250,6 @@ from ansible_collections.svpms.incident_response.plugins.module_utils.postgres i
     connect,
     ensure_psycopg2,
     fetch_sessions,
-    finding,
     postgres_argument_spec,
     run_query,
     seconds,

@@ -146,12 +146,12 @@ index_candidates:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.svpms.incident_response.plugins.module_utils.checks import finding  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils.postgres import (  # noqa: E402
     PostgresError,
     close_quietly,
     connect,
     ensure_psycopg2,
-    finding,
     index_advice,
     postgres_argument_spec,
     quote_ident,

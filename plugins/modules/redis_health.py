@@ -378,12 +378,12 @@ import uuid  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.svpms.incident_response.plugins.module_utils.checks import finding  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils.redis_client import (  # noqa: E402
     RedisCheckError,
     close_quietly,
     connect,
     ensure_redis,
-    finding,
     fmt_pct,
     fmt_seconds,
     hit_rate,

@@ -3,6 +3,7 @@
 import psycopg2
 import pytest
 
+from ansible_collections.svpms.incident_response.plugins.module_utils import checks
 from ansible_collections.svpms.incident_response.plugins.module_utils import postgres as pg
 
 
@@ -195,7 +196,7 @@ class TestClassifyConnectError:
         err = pg.classify_connect_error(psycopg2.OperationalError(text), PARAMS)
         assert err.kind == kind
         assert hint in err.describe()
-        assert pg.finding(err) == dict(reachable=False, error_kind=kind, msg=err.describe())
+        assert checks.finding(err) == dict(reachable=False, error_kind=kind, msg=err.describe())
 
 
 class TestConnectionParams:

@@ -6,6 +6,7 @@ here as redis-py raises them; no server involved)."""
 import pytest
 import redis.exceptions as rexc
 
+from ansible_collections.svpms.incident_response.plugins.module_utils import checks
 from ansible_collections.svpms.incident_response.plugins.module_utils import redis_client as rc
 
 PARAMS = dict(host='10.0.3.12', port=6379, db=0, username=None, password='s3cr3t-pw', tls=False,
@@ -184,7 +185,7 @@ def test_classify_error(exc, kind, reachable, words):
     err = rc.classify_error(exc, PARAMS)
     assert err.kind == kind
     assert err.reachable is reachable
-    found = rc.finding(err)
+    found = checks.finding(err)
     assert found['error_kind'] == kind and found['reachable'] is reachable
     assert words in found['msg']
     assert '10.0.3.12:6379' in found['msg']
