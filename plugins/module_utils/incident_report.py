@@ -66,7 +66,9 @@ CHART_LATENCY = 'chart_latency_p95.png'
 FORMATS = ('md', 'html', 'png')
 FILE_MODE = 0o640
 
-DEFAULT_THRESHOLDS = dict(max_error_rate_pct=1.0, max_p95_ms=500.0, symptom_error_rate_pct=2.0)
+# symptom_p95_ms: set for a latency scenario (scenario 2: p95 > 1000 ms); then the
+# symptom drawn and named is the latency one, not scenario 1's error rate.
+DEFAULT_THRESHOLDS = dict(max_error_rate_pct=1.0, max_p95_ms=500.0, symptom_error_rate_pct=2.0, symptom_p95_ms=None)
 MATPLOTLIB_HINT = 'install matplotlib for charts (pip install matplotlib)'
 
 REDACTED = '********'
@@ -628,14 +630,17 @@ def build_chart_data(summary, times, timeline=None, series=None, thresholds=None
     error_rate = chart(
         CHART_ERROR_RATE, '%s: 5xx error rate' % label, '5xx error rate (%)', rate_line,
         'CloudWatch ALB 5xx / requests per period', 'rate',
-        [dict(label='SLO: error rate < %s %%' % _fmt_num(limits['max_error_rate_pct']), value=limits['max_error_rate_pct']),
-         dict(label='symptom: error rate > %s %%' % _fmt_num(limits['symptom_error_rate_pct']),
-              value=limits['symptom_error_rate_pct'])])
+        [dict(label='SLO: error rate < %s %%' % _fmt_num(limits['max_error_rate_pct']), value=limits['max_error_rate_pct'])]
+        + ([] if limits.get('symptom_p95_ms') is not None else
+           [dict(label='symptom: error rate > %s %%' % _fmt_num(limits['symptom_error_rate_pct']),
+                 value=limits['symptom_error_rate_pct'])]))
     latency_label = ('CloudWatch TargetResponseTime p95' if latency_key == 'latency_p95_ms'
                      else 'CloudWatch TargetResponseTime average\n(no p95 at this source)')
     latency = chart(
         CHART_LATENCY, '%s: p95 latency' % label, 'latency (ms)', latency_line, latency_label, 'latency',
-        [dict(label='SLO: p95 < %s ms' % _fmt_num(limits['max_p95_ms']), value=limits['max_p95_ms'])])
+        [dict(label='SLO: p95 < %s ms' % _fmt_num(limits['max_p95_ms']), value=limits['max_p95_ms'])]
+        + ([dict(label='symptom: p95 > %s ms' % _fmt_num(limits['symptom_p95_ms']), value=limits['symptom_p95_ms'])]
+           if limits.get('symptom_p95_ms') is not None else []))
 
     if rate_line:
         first, last = rate_line[0][0], rate_line[-1][0]
@@ -667,10 +672,13 @@ def build_chart_data(summary, times, timeline=None, series=None, thresholds=None
 
 
 def thresholds_text(chart_data):
-    """'SLO: error rate < 1 %, p95 < 500 ms; symptom: error rate > 2 %'."""
-    limits = chart_data.get('thresholds') or DEFAULT_THRESHOLDS
-    return 'SLO: error rate < %s %%, p95 < %s ms; symptom: error rate > %s %%' % (
-        _fmt_num(limits['max_error_rate_pct']), _fmt_num(limits['max_p95_ms']), _fmt_num(limits['symptom_error_rate_pct']))
+    """'SLO: error rate < 1 %, p95 < 500 ms; symptom: error rate > 2 %' (or 'p95 > 1000 ms')."""
+    limits = dict(DEFAULT_THRESHOLDS)
+    limits.update(chart_data.get('thresholds') or {})
+    symptom = ('p95 > %s ms' % _fmt_num(limits['symptom_p95_ms']) if limits.get('symptom_p95_ms') is not None
+               else 'error rate > %s %%' % _fmt_num(limits['symptom_error_rate_pct']))
+    return 'SLO: error rate < %s %%, p95 < %s ms; symptom: %s' % (
+        _fmt_num(limits['max_error_rate_pct']), _fmt_num(limits['max_p95_ms']), symptom)
 
 
 def _fmt_num(value):

@@ -90,6 +90,11 @@ options:
         description: The symptom of scenario 1 - error rate above this (seed - 2%).
         type: float
         default: 2.0
+      symptom_p95_ms:
+        description:
+          - The symptom of a latency scenario - p95 above this, in milliseconds (seed scenario 2 - 1000 ms).
+          - When set, the latency chart draws it and the report names it as the symptom instead of the error rate.
+        type: float
   formats:
     description:
       - Which files to write. V(png) writes the two charts; V(html) embeds the charts in the page even
@@ -276,6 +281,7 @@ def main():
                 max_error_rate_pct=dict(type='float', default=1.0),
                 max_p95_ms=dict(type='float', default=500.0),
                 symptom_error_rate_pct=dict(type='float', default=2.0),
+                symptom_p95_ms=dict(type='float'),
             )),
             formats=dict(type='list', elements='str', choices=list(report.FORMATS),
                          default=list(report.FORMATS)),

@@ -367,6 +367,19 @@ class TestChartData:
         assert [epoch('2026-11-27T04:07:52.048Z'), 13.7255] in dots[0]['points']
         assert 'CloudWatch metrics over the incident window' in data['source_note']
 
+    def test_a_latency_symptom_is_drawn_and_named_instead_of_the_error_rate(self, incident):
+        loaded = ir.load_incident(incident)
+        times = ir.compute_times(loaded['summary'], loaded['timeline'], loaded['state'])
+        limits = {'max_error_rate_pct': 1.0, 'max_p95_ms': 500, 'symptom_error_rate_pct': 2.0, 'symptom_p95_ms': 1000}
+        data = ir.build_chart_data(loaded['summary'], times, loaded['timeline'], make_series(), limits)
+        assert [t['value'] for t in data['error_rate']['thresholds']] == [1.0]
+        assert [(t['label'], t['value']) for t in data['latency']['thresholds']] == [
+            ('SLO: p95 < 500 ms', 500), ('symptom: p95 > 1000 ms', 1000)]
+        assert ir.thresholds_text(data) == 'SLO: error rate < 1 %, p95 < 500 ms; symptom: p95 > 1000 ms'
+        scenario_1 = ir.build_chart_data(loaded['summary'], times, loaded['timeline'], make_series(),
+                                         {'max_error_rate_pct': 1.0, 'max_p95_ms': 500, 'symptom_error_rate_pct': 2.0})
+        assert ir.thresholds_text(scenario_1) == 'SLO: error rate < 1 %, p95 < 500 ms; symptom: error rate > 2 %'
+
     def test_elb_errors_count_on_both_sides(self):
         series = {'requests': [{'timestamp': '2026-11-27T04:00:00Z', 'value': 90.0}],
                   'errors_5xx': [{'timestamp': '2026-11-27T04:00:00Z', 'value': 5.0}],
