@@ -91,7 +91,8 @@ def _short(text):
     return text if len(text) <= SAMPLE_ERROR_CHARS else text[:SAMPLE_ERROR_CHARS - 3] + '...'
 
 
-def _is_timeout(exc):
+def is_timeout(exc):
+    """True when a urllib/socket error is a timeout (also when wrapped in URLError.reason)."""
     reason = getattr(exc, 'reason', None)
     for candidate in (exc, reason):
         if isinstance(candidate, (socket.timeout, TimeoutError)):
@@ -99,6 +100,12 @@ def _is_timeout(exc):
         if candidate is not None and 'timed out' in str(candidate).lower():
             return True
     return False
+
+
+def is_tls(exc):
+    """True when a urllib error is a TLS/certificate failure."""
+    reason = getattr(exc, 'reason', None) or exc
+    return isinstance(reason, (ssl.SSLError, ssl.CertificateError)) or 'CERTIFICATE' in str(reason).upper()
 
 
 def _outcome(kind, status=None, latency_ms=None, error=None):
@@ -148,7 +155,7 @@ def probe_once(url, method='GET', headers=None, timeout=5.0, validate_certs=True
                         error=_short('HTTP %s %s' % (exc.code, exc.reason or '')))
     except (URLError, socket.timeout, TimeoutError, HTTPException, UrlsConnectionError,
             ssl.SSLError, ssl.CertificateError, OSError, ValueError) as exc:
-        if _is_timeout(exc):
+        if is_timeout(exc):
             return _outcome(KIND_TIMEOUT, error='timeout: no answer within %gs' % timeout)
         reason = getattr(exc, 'reason', None) or exc
         prefix = 'TLS error' if isinstance(reason, (ssl.SSLError, ssl.CertificateError)) or \

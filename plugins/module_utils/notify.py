@@ -51,6 +51,8 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 
 from ansible_collections.svpms.incident_response.plugins.module_utils.http_probe import (
+    is_timeout,
+    is_tls,
     shared_context_opener,
     validate_url,
 )
@@ -253,21 +255,6 @@ def error_detail(body):
     return _short(body)
 
 
-def _is_timeout(exc):
-    reason = getattr(exc, 'reason', None)
-    for candidate in (exc, reason):
-        if isinstance(candidate, (socket.timeout, TimeoutError)):
-            return True
-        if candidate is not None and 'timed out' in str(candidate).lower():
-            return True
-    return False
-
-
-def _is_tls(exc):
-    reason = getattr(exc, 'reason', None) or exc
-    return isinstance(reason, (ssl.SSLError, ssl.CertificateError)) or 'CERTIFICATE' in str(reason).upper()
-
-
 def _decode(raw, content_type):
     text = raw.decode('utf-8', 'replace')
     if not text.strip():
@@ -412,11 +399,11 @@ class NotifyClient(object):
     def _conn_failure(self, method, url, exc, attempts):
         where = '%s %s' % (method, safe_url(url))
         reason = getattr(exc, 'reason', None) or exc
-        if _is_timeout(exc):
+        if is_timeout(exc):
             return self._error('%s: no answer within %gs' % (where, self.timeout), attempts=attempts,
                                kind=KIND_TIMEOUT,
                                hint='check the base URL and the network path to the service, or raise timeout')
-        if _is_tls(exc):
+        if is_tls(exc):
             return self._error('%s: TLS error: %s' % (where, _short(reason)), attempts=attempts, kind=KIND_TLS,
                                hint='check the certificate chain (validate_certs=false only for a test receiver)')
         return self._error('%s: could not connect: %s' % (where, _short(reason)), attempts=attempts,
@@ -458,7 +445,7 @@ class NotifyClient(object):
                                          too_long=delay if action == TOO_LONG else None,
                                          location=resp_headers.get('location'))
             maybe_sent, exc = outcome[1], outcome[2]
-            if (not maybe_sent or idempotent) and not _is_tls(exc):
+            if (not maybe_sent or idempotent) and not is_tls(exc):
                 action, delay = plan_retry(None, None, attempt, self.max_attempts, self.max_retry_after)
                 if action == RETRY:
                     self._sleep(delay)
