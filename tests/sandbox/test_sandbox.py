@@ -10,17 +10,17 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
-from tests.helpers.servers import REPO, free_port
+from tests.helpers.servers import REPO
+from tests.helpers.waits import until
 
 SANDBOX_DIR = os.path.join(REPO, 'sandbox')
 sys.path.insert(0, SANDBOX_DIR)
 
-from svpms_sandbox import Sandbox, UsageError  # noqa: E402
+from svpms_sandbox import UsageError  # noqa: E402
 from svpms_sandbox import constants as C  # noqa: E402
 from svpms_sandbox.procs import http_json, pid_alive  # noqa: E402
 
@@ -43,29 +43,6 @@ CONNECTION_KEYS |= {
 }
 ALB_DIMS = [{'Name': 'LoadBalancer', 'Value': C.ALB_LOAD_BALANCER},
             {'Name': 'TargetGroup', 'Value': C.ALB_TARGET_GROUP}]
-
-
-@pytest.fixture(scope='module')
-def box(tmp_path_factory):
-    sb = Sandbox(str(tmp_path_factory.mktemp('sandbox')), moto_port=free_port(), twin_port=free_port(),
-                 receiver_port=free_port(), redis_port=free_port())
-    try:
-        sb.start()
-        yield sb
-    finally:
-        sb.stop()  # idempotent; test_stop_leaves_no_process checks it properly
-
-
-def until(fn, timeout, interval=0.5, what='condition'):
-    """Poll fn() until it returns a truthy value; bounded."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError('waited %.0fs for %s; last value %r' % (timeout, what, last))
 
 
 def metric_sum(box, name, dims, stat='Sum', minutes=5):

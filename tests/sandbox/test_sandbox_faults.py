@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.helpers.servers import REPO, free_port
+from tests.helpers.waits import until
 
 SANDBOX_DIR = os.path.join(REPO, 'sandbox')
 sys.path.insert(0, SANDBOX_DIR)
@@ -34,29 +35,6 @@ PG_ADMIN = dict(host=os.environ.get(C.PG_HOST_ENV) or C.PG_DEFAULT_HOST,
                 port=int(os.environ.get(C.PG_PORT_ENV) or C.PG_DEFAULT_PORT),
                 user=os.environ.get(C.PG_ADMIN_ENV) or C.PG_DEFAULT_ADMIN, connect_timeout=3)
 ECS_DIMS = [{'Name': 'ClusterName', 'Value': C.CLUSTER}, {'Name': 'ServiceName', 'Value': C.SERVICE}]
-
-
-@pytest.fixture(scope='module')
-def box(tmp_path_factory):
-    sb = Sandbox(str(tmp_path_factory.mktemp('sandbox')), moto_port=free_port(), twin_port=free_port(),
-                 receiver_port=free_port(), redis_port=free_port())
-    try:
-        sb.start()
-        yield sb
-    finally:
-        sb.stop()  # idempotent; test_stop_drops_the_database_and_frees_redis checks it properly
-
-
-def until(fn, timeout, interval=0.5, what='condition'):
-    """Poll fn() until it returns a truthy value; bounded."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError('waited %.0fs for %s; last value %r' % (timeout, what, last))
 
 
 def twin(box, window):
