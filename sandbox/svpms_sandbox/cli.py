@@ -12,7 +12,7 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import constants as C
-from .core import PACKAGE_PARENT, Sandbox, UsageError
+from .core import PACKAGE_PARENT, REDIS_START_TIMEOUT, Sandbox, UsageError
 from .procs import SandboxError
 
 PROG = 'python -m svpms_sandbox'
@@ -62,16 +62,25 @@ def build_parser():
                          description='deploy faults register a new revision of %s identical to the current good '
                                      'one plus %s=FAULT and deploy it; lock_contention starts a batch session that '
                                      'sits idle in transaction holding row locks; cache_miss_storm sets the cache '
-                                     'TTL parameter to 1 s and flushes the cache. Faults: %s'
+                                     'TTL parameter to 1 s and flushes the cache; the authentication faults stop '
+                                     'redis-server, change the JWT signing-key secret out of band, expire the IdP '
+                                     'certificate or revoke SELECT on the users table. Faults: %s'
                                      % (C.FAMILY, C.FAULT_ENV, faults))
     inj.add_argument('fault', metavar='FAULT', help='one of: %s' % ', '.join(sorted(C.FAULTS)))
     inj.add_argument('--no-wait', action='store_true',
                      help='do not wait for the twin to pick up the new revision')
     heal = sub.add_parser('heal', parents=[parent],
-                          help='undo every fault: stop the lock holder, restore the cache TTL and desiredCount, '
-                          'point the service back at the newest ACTIVE revision without a fault marker')
+                          help='undo every fault: stop the lock holder, restart redis-server on its port, restore '
+                          'the cache TTL and desiredCount, point the service back at the newest ACTIVE revision '
+                          'without a fault marker, grant SELECT on the users table, renew an invalid IdP '
+                          'certificate, and put a new JWT signing key plus a forced redeploy when the API does '
+                          'not sign with the AWSCURRENT key')
     heal.add_argument('--no-wait', action='store_true',
                       help='do not wait for the twin to pick up the revision')
+    sub.add_parser('redis-start', parents=[parent],
+                   help='start the sandbox\'s redis-server on its recorded port unless it runs (idempotent); exits 0 '
+                   'once it answers PING (at most %.0f s), 1 with the reason otherwise (e.g. the port is taken)'
+                   % REDIS_START_TIMEOUT)
     sub.add_parser('twin', parents=[parent], help='(internal) run the service twin in the foreground')
     sub.add_parser('lock-holder', parents=[parent],
                    help='(internal) hold row locks on tenant_quotas idle in transaction (lock_contention)')
@@ -146,6 +155,14 @@ def _fmt_status(st):
                 dbs['lock_timeouts']['window'], w['seconds'], dbs['lock_timeouts']['total'],
                 dbs['connections'] if dbs.get('connections') is not None else '-'))
         lines.append('%-13s desiredCount %s (twin)' % ('', tw.get('desired_count')))
+        au = tw.get('auth') or {}
+        if au:
+            cert = au.get('idp_cert') or {}
+            lines.append('%-13s signing kid %s, verification kids %s; IdP certificate %s' % (
+                'auth', au.get('signing_kid') or 'NONE (%s)' % au.get('signing_error'),
+                ', '.join(au.get('verification_kids') or []) or '-',
+                ('valid until %s' if cert.get('valid_now') else 'NOT VALID (not after %s)') % cert.get('not_after')
+                if cert.get('not_after') else 'unreadable (%s)' % cert.get('error')))
     if st.get('connection_file'):
         lines.append('%-13s %s' % ('connection', st['connection_file']))
     for err in st.get('errors', []):
@@ -214,7 +231,9 @@ def main(argv=None):
             if args.json:
                 _print_json(res)
                 return 0
-            if res['kind'] == 'database':
+            if res.get('summary'):
+                print('injected %s at %s: %s' % (res['fault'], res['injected_at'], res['summary']))
+            elif res['kind'] == 'database':
                 print('injected %s at %s: lock holder pid %d (%s, user %s, application_name %s) sits idle in '
                       'transaction as backend pid %d holding row locks on tenant_quotas; %d API sessions blocked'
                       % (res['fault'], res['injected_at'], res['lock_holder_pid'], res['database'],
@@ -234,13 +253,25 @@ def main(argv=None):
                     print('warning: the service twin is not running; nothing serves the bad revision')
             print('injection time written to %s' % sb.path('injected_at'))
             return 0
+        if args.command == 'redis-start':
+            res = sb.redis_start()
+            if args.json:
+                _print_json(res)
+            elif res['already_running']:
+                print('redis-server already running (pid %d) on %s:%d and answering PING'
+                      % (res['pid'], C.HOST, res['port']))
+            else:
+                print('redis-server started (pid %d) on %s:%d and answering PING' % (res['pid'], C.HOST, res['port']))
+            return 0
         if args.command == 'heal':
             res = sb.heal(wait=not args.no_wait)
             if args.json:
                 _print_json(res)
             elif not res['changed']:
                 print('nothing to heal: on %s (newest ACTIVE revision without a fault marker), no lock holder, '
-                      'cache TTL %d s, desiredCount %d' % (res['task_definition'], C.GOOD_CACHE_TTL, C.DESIRED_COUNT))
+                      'cache TTL %d s, desiredCount %d, redis-server up, SELECT on %s granted, IdP certificate '
+                      'valid, the API signs with the AWSCURRENT key'
+                      % (res['task_definition'], C.GOOD_CACHE_TTL, C.DESIRED_COUNT, C.USERS_TABLE))
             else:
                 for action in res['actions']:
                     print('healed: %s' % action)

@@ -103,8 +103,28 @@ FAULTS = {
         GOOD_BEHAVIOUR, kind='config',
         description='bad config push: cache TTL parameter set to 1 s and the cache flushed; the hit rate '
                     'collapses and p95 > 1 s (cold render path), no 5xx'),
+    # Scenario 3, authentication failures (no deploy: `inject` dispatches these by name).
+    'redis_down': dict(
+        GOOD_BEHAVIOUR, kind='process',
+        description='the sandbox redis-server (the session store and cache) is stopped by PID, its port stays '
+                    'recorded: POST /api/v1/auth/login answers 503 session_store_unavailable (and every items '
+                    'request is a cache miss); `redis-start` or `heal` restarts it on the same port'),
+    'jwt_key_mismatch': dict(
+        GOOD_BEHAVIOUR, kind='secret',
+        description='out-of-band change of the JWT signing-key secret: a new key is AWSCURRENT and the version '
+                    'the API signs with lost AWSPREVIOUS, so the API signs with a key its verifiers do not '
+                    'have: login 200 but GET /api/v1/auth/me 401 invalid_token, and the JWKS does not publish '
+                    'the AWSCURRENT key; a new key plus a forced redeploy fixes it'),
+    'idp_cert_expired': dict(
+        GOOD_BEHAVIOUR, kind='certificate',
+        description='the IdP (stand-in) signing certificate expired 2 days ago: /idp/metadata publishes it and '
+                    'GET /api/v1/auth/saml/login answers 502 idp_certificate_expired'),
+    'user_table_denied': dict(
+        GOOD_BEHAVIOUR, kind='database',
+        description='REVOKE SELECT ON public.users FROM the API role: POST /api/v1/auth/login answers 500 '
+                    'user_lookup_failed (permission denied); GRANT SELECT fixes it'),
 }
-FAULT_KINDS = ('deploy', 'database', 'config')
+FAULT_KINDS = ('deploy', 'database', 'config', 'process', 'secret', 'certificate')
 CPU_CAP = 99.5
 
 # Twin timing
@@ -166,3 +186,44 @@ POOL_ACQUIRE_TIMEOUT = 3.0           # seconds a request waits for a pooled conn
 BATCH_APP_NAME = 'svpms-nightly-reconcile'
 LOCK_HOLDER_MAX_SECONDS = 1800       # the lock holder gives up after 30 minutes whatever happens
 LOCK_HOLDER_FILE = 'lock_holder'     # .pid / .log in the state dir
+
+# ---------------------------------------------------------------- authentication (scenario 3)
+# Users: public.users in the sandbox database (owned by the API role, like the
+# other tables), password hashes pbkdf2_sha256$<iterations>$<salt>$<b64 hash>.
+USERS_TABLE = 'public.users'
+USER_COUNT = 50                      # seeded users besides the synthetic probe user (every 10th inactive)
+PBKDF2_ITERATIONS = 20000            # modest: a login stays fast
+PROBE_USER = 'synthetic-probe@svpms.example.com'
+# PLACEHOLDER, not a secret: the synthetic probe user's sandbox password (the
+# sandbox database holds only its hash; the runbook's login probe sends it).
+PROBE_PASSWORD = 'sandbox-probe-password'
+
+# JWT signing key: a Secrets Manager secret (moto) holding an RSA-2048 PKCS#8 PEM
+# private key. A task loads its SIGNING key from AWSCURRENT when it starts (twin
+# start, new PRIMARY deployment id, new task definition); it VERIFIES with the
+# keys staged AWSCURRENT and AWSPREVIOUS, re-read every KEYS_POLL_INTERVAL s.
+JWT_SECRET_ID = 'svpms/sandbox/api/jwt-signing-key'
+KEYS_POLL_INTERVAL = 2.0
+ACCESS_TOKEN_TTL = 900               # seconds (exp = iat + 15 min)
+SESSION_KEY_PREFIX = 'svpms:session:'  # + session uuid, in the sandbox Redis
+SESSION_TTL = 3600
+MAX_AUTH_BODY = 16384                # bytes accepted in a login request body
+
+# API auth endpoints (the service twin)
+LOGIN_PATH = '/api/v1/auth/login'        # POST {"email", "password"}
+LOGIN_CHECK_PATH = '/api/v1/auth/me'     # GET, Authorization: Bearer <jwt>
+LOGOUT_PATH = '/api/v1/auth/logout'      # POST, Authorization: Bearer <jwt>
+SSO_START_PATH = '/api/v1/auth/saml/login'  # GET -> 302 to the IdP (or 502)
+JWKS_PATH = '/.well-known/jwks.json'
+
+# The external SAML IdP's stand-in (served by the twin under /idp): its signing
+# key and self-signed certificate live in the state dir, made by `start`.
+IDP_PATH = '/idp'
+IDP_METADATA_PATH = '/idp/metadata'
+IDP_SSO_PATH = '/idp/sso'
+IDP_CERT_FILE = 'idp_cert.pem'
+IDP_KEY_FILE = 'idp_key.pem'
+IDP_CERT_DAYS = 365
+IDP_EXPIRED_DAYS_AGO = 2             # idp_cert_expired: notAfter this many days in the past
+IDP_CERT_POLL_INTERVAL = 2.0         # the SP side re-reads the IdP certificate this often
+SAML_SUPPORT_CONTACT = 'Identity team (sandbox IdP stand-in): identity-oncall@svpms.example.com, +1-555-0100'

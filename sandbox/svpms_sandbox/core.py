@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from . import auth
 from . import aws
 from . import constants as C
 from . import db as db_mod
@@ -30,6 +31,7 @@ REDIS_MARKER = 'redis-server'
 REDIS_START_TIMEOUT = 10.0
 LOCK_HOLDER_MARKER = 'svpms_sandbox'
 LOCK_WAIT_TIMEOUT = 10.0  # inject lock_contention: holder idle in transaction + a blocked API session
+AUTH_WAIT_TIMEOUT = 15.0  # the twin picking up keys / the IdP certificate (2 s polls) or a new deployment
 
 
 class UsageError(SandboxError):
@@ -434,15 +436,41 @@ class Sandbox:
             'svpms_redis_port': self.redis_port,
             'svpms_cache_ttl_parameter': C.CACHE_TTL_PARAMETER,
             'svpms_cache_ttl_seconds': C.GOOD_CACHE_TTL,
+            # authentication (scenario 3): the API's auth endpoints, the synthetic probe user
+            'svpms_login_url': self.twin_url + C.LOGIN_PATH,
+            'svpms_login_check_url': self.twin_url + C.LOGIN_CHECK_PATH,
+            'svpms_logout_url': self.twin_url + C.LOGOUT_PATH,
+            'svpms_sso_start_url': self.twin_url + C.SSO_START_PATH,
+            'svpms_login_probe_user': C.PROBE_USER,
+            'svpms_login_probe_password': C.PROBE_PASSWORD,  # sandbox placeholder, not a secret
+            # the JWT signing key (Secrets Manager) and the JWKS the API publishes
+            'svpms_jwt_secret_id': C.JWT_SECRET_ID,
+            'svpms_jwks_url': self.twin_url + C.JWKS_PATH,
+            # the external SAML IdP (a stand-in served by the twin) and whom to call about it
+            'svpms_saml_metadata_url': self.twin_url + C.IDP_METADATA_PATH,
+            'svpms_saml_support_contact': C.SAML_SUPPORT_CONTACT,
+            # the users table and the API's database role (its privileges on the table)
+            'svpms_users_table': C.USERS_TABLE,
+            'svpms_db_app_user': cfg.get('app_user', ''),
+            # the session store (the sandbox's own redis-server) and how to restart it, as an argv (no shell)
+            'svpms_session_redis_host': C.HOST,
+            'svpms_session_redis_port': self.redis_port,
+            'svpms_redis_restart_command': self.redis_restart_command(),
         }
+
+    def redis_restart_command(self):
+        """argv that (re)starts this sandbox's redis-server on its recorded port, without a shell."""
+        return ['/usr/bin/env', 'PYTHONPATH=%s' % PACKAGE_PARENT, sys.executable, '-m', 'svpms_sandbox',
+                '--state-dir', self.state_dir, 'redis-start']
 
     def _write_connection(self):
         # JSON is valid YAML: usable as `-e @connection.yml` without PyYAML.
         tmp = self.connection_file + '.tmp'
         with open(tmp, 'w') as fh:
             fh.write('# written by `python -m svpms_sandbox start`; JSON is valid YAML\n')
-            fh.write('# svpms_pagerduty_routing_key, svpms_pagerduty_api_token, svpms_slack_token and '
-                     'svpms_statuspage_api_key are sandbox placeholders, not secrets\n')
+            fh.write('# svpms_pagerduty_routing_key, svpms_pagerduty_api_token, svpms_slack_token, '
+                     'svpms_statuspage_api_key and svpms_login_probe_password are sandbox placeholders, '
+                     'not secrets\n')
             json.dump(self.connection(), fh, indent=2, sort_keys=False)
             fh.write('\n')
         os.replace(tmp, self.connection_file)
@@ -506,6 +534,14 @@ class Sandbox:
                           'cache TTL)')
                 seed_mod.seed(self.moto_port)
             self._ensure_redis()
+            if not moto_up or not auth.idp_cert_valid(self.state_dir):
+                # the external IdP's stand-in: its signing key and a certificate valid 365 days
+                for name in ((C.IDP_KEY_FILE, C.IDP_CERT_FILE) if not moto_up else ()):
+                    if os.path.exists(self.path(name)):
+                        os.remove(self.path(name))
+                self._say('generating the IdP stand-in\'s signing key and certificate (%d days) in %s'
+                          % (C.IDP_CERT_DAYS, self.state_dir))
+                auth.new_valid_idp_cert(self.state_dir)
             if not moto_up or not (self.db_info() or {}).get('enabled'):
                 self._setup_db()  # a fresh start gets a fresh database
             with open(self.path('ports.json'), 'w') as fh:
@@ -597,19 +633,27 @@ class Sandbox:
                                         forceNewDeployment=True)
 
     def inject(self, name, wait=True):
-        """Bring about fault `name` by its kind (deploy / database / config). -> dict (see CLI output)."""
+        """Bring about fault `name`: a deploy fault by a bad revision, the others by their own handler
+        (by name). -> dict (see CLI output)."""
         if name not in C.FAULTS:
             raise UsageError('unknown fault %r; allowed: %s' % (name, ', '.join(sorted(C.FAULTS))))
         kind = C.FAULTS[name]['kind']
         self._require_moto()
-        if kind == 'deploy':
+        handlers = {
+            'lock_contention': self._inject_lock_contention,
+            'cache_miss_storm': self._inject_cache_miss_storm,
+            'redis_down': self._inject_redis_down,
+            'jwt_key_mismatch': lambda n: self._inject_jwt_key_mismatch(n, wait),
+            'idp_cert_expired': lambda n: self._inject_idp_cert_expired(n, wait),
+            'user_table_denied': self._inject_user_table_denied,
+        }
+        if name in handlers:
+            res = handlers[name](name)
+        elif kind == 'deploy':
             res = self._inject_deploy(name, wait)
-        elif kind == 'database':
-            res = self._inject_lock_contention(name)
-        elif kind == 'config':
-            res = self._inject_cache_miss_storm(name)
-        else:  # a FAULTS entry with a kind nobody handles
-            raise SandboxError('fault %s has kind %r; inject handles %s' % (name, kind, ', '.join(C.FAULT_KINDS)))
+        else:  # a FAULTS entry nobody handles
+            raise SandboxError('fault %s (kind %r) has no handler; inject handles deploy faults and %s'
+                               % (name, kind, ', '.join(sorted(handlers))))
         injected_at = res.pop('injected_at')
         with open(self.path('injected_at'), 'w') as fh:
             fh.write(injected_at + '\n')
@@ -704,6 +748,191 @@ class Sandbox:
                 'ttl_seconds': C.STORM_CACHE_TTL, 'flushed_keys': keys, 'redis_port': self.redis_port,
                 'twin_ttl_seconds': waited}
 
+    # ------------------------------------------------- authentication faults
+    def _inject_redis_down(self, name):
+        """Stop the sandbox's redis-server by PID; its port stays recorded (for `redis-start`)."""
+        port = self.redis_port
+        if not self.redis_running():
+            return {'injected_at': utc_iso(), 'redis_port': port, 'redis_pid': None, 'already_down': True,
+                    'summary': 'redis-server (port %d) was not running; nothing stopped' % port}
+        pid, result = self._stop_one('redis', REDIS_MARKER)
+        return {'injected_at': utc_iso(), 'redis_port': port, 'redis_pid': pid, 'already_down': False,
+                'summary': 'redis-server pid %d on port %d %s (the session store and cache); the port stays '
+                           'recorded: restart it with `redis-start` (or `heal`)' % (pid, port, result)}
+
+    def _twin_auth(self):
+        """The twin's "auth" state (signing kid, verification kids, IdP certificate ...)."""
+        if not self.twin_running():
+            raise SandboxError('the service twin is not running; run `start`')
+        try:
+            status, state = http_json(self.twin_url + '/twin/state?window=1', timeout=3)
+        except Exception as exc:
+            raise SandboxError('the service twin did not answer GET /twin/state: %s' % exc)
+        if status != 200 or not isinstance(state, dict) or 'auth' not in state:
+            raise SandboxError('the service twin answered GET /twin/state with HTTP %s and no auth state' % status)
+        return state['auth']
+
+    def _wait_twin_auth(self, pred, what, timeout=AUTH_WAIT_TIMEOUT):
+        """Wait until pred(twin auth state) holds. -> seconds waited."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < timeout:
+            try:
+                last = self._twin_auth()
+                if pred(last):
+                    return round(time.monotonic() - t0, 2)
+            except SandboxError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise SandboxError('waited %.0fs for %s; the twin\'s auth state was %s (see %s)'
+                           % (timeout, what, last, self.path('twin.log')))
+
+    def _secret_stages(self, sm):
+        stages = {}
+        for version_id, labels in (sm.describe_secret(SecretId=C.JWT_SECRET_ID).get('VersionIdsToStages')
+                                   or {}).items():
+            for label in labels or []:
+                stages[label] = version_id
+        return stages
+
+    def _secret_value(self, sm, version_id):
+        return sm.get_secret_value(SecretId=C.JWT_SECRET_ID, VersionId=version_id).get('SecretString')
+
+    def _secret_kid(self, sm, version_id):
+        """kid of a secret version's key, or None when it holds no usable key."""
+        try:
+            return auth.load_key(self._secret_value(sm, version_id)).kid
+        except auth.KeyLoadError:
+            return None
+
+    def _inject_jwt_key_mismatch(self, name, wait=True):
+        """Out-of-band key change: a new AWSCURRENT, and AWSPREVIOUS removed from the version the twin
+        signs with; wait until the twin verifies with the new key only."""
+        if not self.twin_running():
+            raise SandboxError('fault %s needs the service twin (it signs with the key its deployment loaded); '
+                               'run `start`' % name)
+        signing_kid = self._twin_auth().get('signing_kid')
+        if not signing_kid:
+            raise SandboxError('the service twin has no signing key loaded (see %s)' % self.path('twin.log'))
+        sm = self.boto('secretsmanager')
+        before = self._secret_stages(sm)
+        new_value = auth.new_secret_like(self._secret_value(sm, before['AWSCURRENT'])
+                                         if 'AWSCURRENT' in before else None)
+        new_kid = auth.load_key(new_value).kid
+        new_version = sm.put_secret_value(SecretId=C.JWT_SECRET_ID, SecretString=new_value)['VersionId']
+        stages = self._secret_stages(sm)
+        removed_from = None
+        previous = stages.get('AWSPREVIOUS')
+        if previous and self._secret_kid(sm, previous) == signing_kid:
+            sm.update_secret_version_stage(SecretId=C.JWT_SECRET_ID, VersionStage='AWSPREVIOUS',
+                                           RemoveFromVersionId=previous)
+            removed_from = previous
+        injected_at = utc_iso()
+        waited = None
+        if wait:
+            waited = self._wait_twin_auth(
+                lambda a: new_kid in a['verification_kids'] and signing_kid not in a['verification_kids'],
+                'the twin to verify with the new AWSCURRENT key (kid %s) only' % new_kid)
+        return {'injected_at': injected_at, 'secret_id': C.JWT_SECRET_ID, 'new_version_id': new_version,
+                'new_kid': new_kid, 'signing_kid': signing_kid, 'previous_removed_from': removed_from,
+                'twin_wait_seconds': waited,
+                'summary': 'secret %s: new AWSCURRENT version %s (kid %s)%s; the twin still signs with kid %s, '
+                           'which is neither AWSCURRENT nor AWSPREVIOUS' % (
+                               C.JWT_SECRET_ID, new_version, new_kid,
+                               ', AWSPREVIOUS removed from version %s' % removed_from if removed_from else '',
+                               signing_kid)}
+
+    def _inject_idp_cert_expired(self, name, wait=True):
+        """Replace the IdP stand-in's certificate by one that expired IDP_EXPIRED_DAYS_AGO days ago."""
+        cert = auth.new_expired_idp_cert(self.state_dir)
+        injected_at = utc_iso()
+        waited = None
+        if wait and self.twin_running():
+            waited = self._wait_twin_auth(lambda a: a['idp_cert'].get('not_after') == cert['not_after'],
+                                          'the twin to read the expired IdP certificate')
+        return {'injected_at': injected_at, 'certificate': cert, 'twin_wait_seconds': waited,
+                'summary': 'the IdP stand-in\'s signing certificate now expired on %s (%s)'
+                           % (cert['not_after'], self.path(C.IDP_CERT_FILE))}
+
+    def _inject_user_table_denied(self, name):
+        """REVOKE SELECT ON public.users FROM the API's role."""
+        info = self._require_db(name)
+        try:
+            db_mod.set_users_privilege(info, False)
+            allowed = db_mod.users_privilege(info)
+        except db_mod.DatabaseError as exc:
+            raise SandboxError(str(exc))
+        if allowed:
+            raise SandboxError('after REVOKE the role %s can still SELECT from %s (a grant to PUBLIC or a role it '
+                               'is member of?)' % (info['app_user'], C.USERS_TABLE))
+        return {'injected_at': utc_iso(), 'database': info['database'], 'app_user': info['app_user'],
+                'table': C.USERS_TABLE,
+                'summary': 'REVOKE SELECT ON %s FROM %s in %s' % (C.USERS_TABLE, info['app_user'], info['database'])}
+
+    def redis_start(self):
+        """`redis-start`: start the sandbox's redis-server on its recorded port unless it runs; bounded
+        wait for PING. -> {already_running, pid, port}. Raises SandboxError (port taken, no sandbox ...)."""
+        if not (self.moto_running() or self.twin_running()):
+            raise SandboxError('the sandbox in %s is not running (no live moto_server or twin): run `start`, '
+                               'which starts redis-server too' % self.state_dir)
+        recorded = self._recorded_ports()
+        port = self.redis_port if self._redis_port_explicit else recorded.get('redis_port')
+        if not port:
+            raise SandboxError('no sandbox recorded in %s (ports.json is missing): run `start` first' % self.state_dir)
+        self.redis_port = int(port)
+        if self.redis_running():
+            try:
+                if self.redis_client(timeout=2.0).ping():
+                    return {'already_running': True, 'pid': self.redis_pid(), 'port': self.redis_port}
+            except Exception as exc:
+                raise SandboxError('redis-server pid %d runs but does not answer PING on %s:%d: %s'
+                                   % (self.redis_pid(), C.HOST, self.redis_port, exc))
+        if os.path.exists(self.path('redis.pid')):  # a redis-server that is gone
+            os.remove(self.path('redis.pid'))
+        if not os.path.exists(C.REDIS_SERVER):
+            raise SandboxError('%s not found (install the redis-server package)' % C.REDIS_SERVER)
+        if not port_free(self.redis_port):
+            raise SandboxError('port %d (the sandbox\'s redis-server) is taken by another process on %s; the '
+                               'service twin uses that port, so free it (this command will not pick another)'
+                               % (self.redis_port, C.HOST))
+        self._start_redis()
+        return {'already_running': False, 'pid': self.redis_pid(), 'port': self.redis_port}
+
+    def _heal_auth(self, actions, wait):
+        """The authentication part of heal: the users grant, the IdP certificate, the JWT signing key."""
+        info = self.db_info() or {}
+        if info.get('enabled'):
+            try:
+                if not db_mod.users_privilege(info):
+                    db_mod.set_users_privilege(info, True)
+                    actions.append('GRANT SELECT ON %s TO %s' % (C.USERS_TABLE, info['app_user']))
+            except db_mod.DatabaseError as exc:
+                raise SandboxError(str(exc))
+        if not auth.idp_cert_valid(self.state_dir):
+            cert = auth.new_valid_idp_cert(self.state_dir)
+            actions.append('IdP certificate renewed (valid until %s)' % cert['not_after'])
+            if wait and self.twin_running():
+                self._wait_twin_auth(lambda a: a['idp_cert'].get('sha256_fingerprint') == cert['sha256_fingerprint'],
+                                     'the twin to read the renewed IdP certificate')
+        if not self.twin_running():
+            return
+        sm = self.boto('secretsmanager')
+        stages = self._secret_stages(sm)
+        current_kid = self._secret_kid(sm, stages['AWSCURRENT']) if 'AWSCURRENT' in stages else None
+        state = self._twin_auth()
+        if current_kid and state.get('signing_kid') == current_kid and current_kid in state['verification_kids']:
+            return
+        value = auth.new_secret_like(self._secret_value(sm, stages['AWSCURRENT']) if 'AWSCURRENT' in stages
+                                     else None)
+        new_kid = auth.load_key(value).kid
+        sm.put_secret_value(SecretId=C.JWT_SECRET_ID, SecretString=value)
+        self.boto('ecs').update_service(cluster=C.CLUSTER, service=C.SERVICE, forceNewDeployment=True)
+        actions.append('JWT signing key: new AWSCURRENT (kid %s) and a forced new deployment (the twin signed '
+                       'with kid %s)' % (new_kid, state.get('signing_kid')))
+        if wait:
+            self._wait_twin_auth(lambda a: a['signing_kid'] == new_kid and new_kid in a['verification_kids']
+                                 and new_kid in a['jwks_kids'], 'the twin to sign with the new key (kid %s)' % new_kid)
+
     def _ttl_value(self, ssm):
         try:
             return ssm.get_parameter(Name=C.CACHE_TTL_PARAMETER)['Parameter']['Value']
@@ -727,13 +956,18 @@ class Sandbox:
                            % (ttl, timeout, self.path('twin.log')))
 
     def heal(self, wait=True):
-        """Undo every fault: stop the lock holder, restore the cache TTL and desiredCount, and
-        point the service back at the newest ACTIVE revision without a fault marker."""
+        """Undo every fault: stop the lock holder, restart redis-server on its port, restore the cache
+        TTL and desiredCount, point the service back at the newest ACTIVE revision without a fault
+        marker, GRANT SELECT on the users table again, renew an invalid IdP certificate, and when the
+        twin does not sign with the AWSCURRENT key put a new key and force a new deployment."""
         self._require_moto()
         actions = []
         pid, stopped = self._stop_one(C.LOCK_HOLDER_FILE, LOCK_HOLDER_MARKER)
         if stopped != 'not running':
             actions.append('lock holder (pid %d) %s' % (pid, stopped))
+        if not self.redis_running():
+            started = self.redis_start()
+            actions.append('redis-server restarted on port %d (pid %d)' % (started['port'], started['pid']))
         ssm = self.boto('ssm')
         ttl = self._ttl_value(ssm)
         if ttl != str(C.GOOD_CACHE_TTL):
@@ -754,6 +988,7 @@ class Sandbox:
             res['twin_switch_seconds'] = self._wait_twin_on(good['name']) if wait else None
         if wait and ttl != str(C.GOOD_CACHE_TTL):
             self._wait_twin_ttl(C.GOOD_CACHE_TTL)
+        self._heal_auth(actions, wait)
         try:
             os.remove(self.path('injected_at'))
         except FileNotFoundError:

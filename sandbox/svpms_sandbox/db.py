@@ -1,5 +1,6 @@
-"""The sandbox's PostgreSQL database on the machine's server: create/seed/drop,
-pg_stat_activity reads, and the lock holder of the lock_contention fault.
+"""The sandbox's PostgreSQL database on the machine's server: create/seed/drop
+(items, tenant_quotas, users), pg_stat_activity reads, the users-table grant of
+the user_table_denied fault, and the lock holder of the lock_contention fault.
 
 One database (svpms_sandbox_<twin port>) and two LOGIN roles per sandbox
 (svpms_sbx_<twin port>_app for the API, ..._batch for batch jobs), both
@@ -9,6 +10,7 @@ connection has a connect timeout.
 
 import json
 import os
+import secrets
 import select
 import signal
 import sys
@@ -17,6 +19,7 @@ import time
 import psycopg2
 from psycopg2 import sql
 
+from . import auth
 from . import constants as C
 
 
@@ -127,15 +130,58 @@ def create(cfg):
                         (list(C.TENANTS),))
             cur.execute(sql.SQL('GRANT SELECT ON items TO {0}; GRANT SELECT, UPDATE ON tenant_quotas TO {0}').format(
                 sql.Identifier(cfg['batch_user'])))
+            # the API's users (logins); like the other tables it belongs to the API's role
+            cur.execute('CREATE TABLE public.users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, '
+                        'password_hash text NOT NULL, active boolean NOT NULL DEFAULT true, '
+                        'created_at timestamptz DEFAULT now())')
+            cur.execute(sql.SQL('GRANT SELECT ON public.users TO {}').format(sql.Identifier(cfg['app_user'])))
+            cur.executemany('INSERT INTO public.users (email, password_hash, active) VALUES (%s, %s, %s)',
+                            seed_users())
             cur.execute('RESET ROLE')
-            cur.execute('ANALYZE items; ANALYZE tenant_quotas')
-            cur.execute('SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM tenant_quotas)')
-            items, quotas = cur.fetchone()
+            cur.execute('ANALYZE items; ANALYZE tenant_quotas; ANALYZE public.users')
+            cur.execute('SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM tenant_quotas), '
+                        '(SELECT count(*) FROM public.users)')
+            items, quotas, users = cur.fetchone()
     except psycopg2.Error as exc:
         raise DatabaseError('seeding %s on %s failed: %s' % (cfg['database'], where(cfg), exc))
     finally:
         conn.close()
-    return {'items': items, 'tenant_quotas': quotas}
+    return {'items': items, 'tenant_quotas': quotas, 'users': users}
+
+
+def seed_users():
+    """(email, password_hash, active) rows: USER_COUNT users with random passwords nobody knows (every
+    10th inactive), then the synthetic probe user with the sandbox's placeholder password."""
+    rows = [('user%03d@svpms.example.com' % i, auth.hash_password(secrets.token_urlsafe(18)), i % 10 != 0)
+            for i in range(1, C.USER_COUNT + 1)]
+    rows.append((C.PROBE_USER, auth.hash_password(C.PROBE_PASSWORD), True))
+    return rows
+
+
+def users_privilege(cfg):
+    """Whether the API's role may SELECT from public.users (has_table_privilege)."""
+    conn = admin_connect(cfg, cfg['database'])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT has_table_privilege(%s, 'public.users', 'SELECT')", (cfg['app_user'],))
+            return cur.fetchone()[0]
+    except psycopg2.Error as exc:
+        raise DatabaseError('reading the privileges on public.users in %s failed: %s' % (cfg['database'], exc))
+    finally:
+        conn.close()
+
+
+def set_users_privilege(cfg, allowed):
+    """GRANT (allowed) or REVOKE SELECT ON public.users to/from the API's role, as the admin user."""
+    conn = admin_connect(cfg, cfg['database'])
+    stmt = 'GRANT SELECT ON public.users TO {}' if allowed else 'REVOKE SELECT ON public.users FROM {}'
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL(stmt).format(sql.Identifier(cfg['app_user'])))
+    except psycopg2.Error as exc:
+        raise DatabaseError('%s on public.users in %s failed: %s' % (stmt.split()[0], cfg['database'], exc))
+    finally:
+        conn.close()
 
 
 def lock_holder_sessions(cfg):

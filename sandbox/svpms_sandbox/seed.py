@@ -1,5 +1,7 @@
-"""Seed a fresh moto_server with the SVPMS production shape (ECS, Logs, SSM flags and cache TTL, EC2 network)."""
+"""Seed a fresh moto_server with the SVPMS production shape (ECS, Logs, SSM flags and cache TTL, EC2 network,
+DynamoDB lock table, the API's JWT signing-key secret)."""
 
+from . import auth
 from . import aws
 from . import constants as C
 
@@ -104,5 +106,14 @@ def seed(moto_port):
     dynamodb.update_time_to_live(TableName=C.LOCK_TABLE,
                                  TimeToLiveSpecification={'Enabled': True, 'AttributeName': 'expires_at'})
 
+    # Secrets Manager: the API's JWT signing key, an RSA-2048 private key as a PKCS#8
+    # PEM string (the twin signs with AWSCURRENT as loaded at deployment, and
+    # verifies with AWSCURRENT + AWSPREVIOUS).
+    secrets = aws.client('secretsmanager', moto_port)
+    pem = auth.generate_rsa_pem()
+    secret = secrets.create_secret(Name=C.JWT_SECRET_ID, SecretString=pem,
+                                   Description='svpms-api JWT signing key (RS256, sandbox)')
+
     return {'vpc_id': vpc_id, 'subnet_id': subnet_id, 'security_group_id': sg_id,
-            'task_definition': current}
+            'task_definition': current, 'jwt_secret_version': secret['VersionId'],
+            'jwt_kid': auth.load_key(pem).kid}

@@ -11,10 +11,25 @@ of the tenant's tenant_quotas row, lock_timeout 2.5 s, failing open), then a
 Redis cache lookup; a miss runs the real items query plus the cold render
 path and fills the cache with the TTL from SSM.
 
-Threads: HTTP server (ThreadingHTTPServer), watcher (1 s; SSM TTL every 2 s),
-traffic (~10 req/s), metrics publisher (5 s), log publisher (5 s). Pools are
-bounded (PostgreSQL APP_POOL_MAX connections, Redis 24) and every PostgreSQL,
-Redis and HTTP call has a timeout.
+Authentication (scenario 3): POST /api/v1/auth/login looks the user up in
+public.users (the API role's pool), checks the pbkdf2 hash, stores a session
+in Redis (svpms:session:<uuid>) and returns an RS256 JWT signed with the key a
+task loads from the Secrets Manager secret's AWSCURRENT when it starts (twin
+start, a new PRIMARY deployment id, a new task definition). GET /api/v1/auth/me
+and POST /api/v1/auth/logout verify the bearer token with the keys staged
+AWSCURRENT and AWSPREVIOUS (re-read every ~2 s) and need the Redis session.
+GET /.well-known/jwks.json publishes what the deployment loaded. Under /idp
+the twin also plays the external SAML IdP (metadata + a login page), and
+GET /api/v1/auth/saml/login is the SP side: a redirect to the IdP while the IdP
+signing certificate (re-read from the state dir every ~2 s) is valid, else 502.
+Every auth failure is logged (awslogs format, logger svpms.auth) and counted
+under "auth" in /twin/state.
+
+Threads: HTTP server (ThreadingHTTPServer), watcher (1 s; SSM TTL, verification
+keys and the IdP certificate every 2 s), traffic (~10 req/s), metrics
+publisher (5 s), log publisher (5 s). Pools are bounded (PostgreSQL
+APP_POOL_MAX connections, Redis 24) and every PostgreSQL, Redis and HTTP call
+has a timeout.
 """
 
 import collections
@@ -36,6 +51,7 @@ import psycopg2.errors
 import psycopg2.pool
 import redis
 
+from . import auth
 from . import aws
 from . import constants as C
 from .procs import http, pid_alive, read_pid
@@ -44,8 +60,15 @@ log = logging.getLogger('svpms_sandbox.twin')
 
 SIGNATURE_KEYERROR = 'keyerror'
 SIGNATURE_DB = 'db_connect'
+SIGNATURE_AUTH = 'auth'    # auth endpoint requests: logged by auth_outcome, not as access lines
 DB_SIGNATURE_SHARE = 0.12  # share of 500s that are the rarer database signature
 ACCESS_LOG_SAMPLE = 0.2    # share of successful requests written as INFO access lines
+
+# The answer of an auth endpoint: body is a dict (JSON), bytes (raw) or None (no body).
+AuthResult = collections.namedtuple('AuthResult', 'status body error message headers content_type',
+                                    defaults=(None, None, None, None))
+AuthRequest = collections.namedtuple('AuthRequest', 'method path headers body query request_id')
+API_AUTH_ENDPOINTS = ('login', 'me', 'logout', 'saml_login')  # the API's own endpoints (recorded, logged)
 
 Record = collections.namedtuple(
     'Record', 'ts method path status latency_ms request_id tenant signature cache db',
@@ -128,6 +151,33 @@ class Twin:
         self._db_next_try = 0.0
         self._db_lock = threading.Lock()
         self.db_connections = None
+        # authentication: signing key (loaded per deployment), verification keys (refreshed),
+        # the IdP certificate as the SP side last read it, outcome counters
+        self._sm = aws.client('secretsmanager', moto_port)
+        self._key_cache = {}              # secret version id -> auth.JWTKey, or a str naming its problem
+        self.signing_key = None           # from AWSCURRENT when the deployment started
+        self.signing_error = None
+        self.deployment_keys = []         # AWSCURRENT + AWSPREVIOUS when the deployment started: the JWKS
+        self.keys_loaded_for = None       # (PRIMARY deployment id, task definition)
+        self.keys_loaded_at = None
+        self.primary_deployment_id = None  # as last read from ECS
+        self.verification_keys = {}       # kid -> auth.JWTKey (AWSCURRENT + AWSPREVIOUS, re-read every 2 s)
+        self.verification_stages = {}     # stage -> kid
+        self.verification_error = None
+        self.verification_read_at = None
+        self.idp_cert = None              # auth.cert_summary of the IdP certificate file, or None
+        self.idp_cert_error = None
+        self.idp_cert_read_at = None
+        self.auth_counters = collections.defaultdict(collections.Counter)
+        self.routes = {
+            ('POST', C.LOGIN_PATH): ('login', self.auth_login),
+            ('GET', C.LOGIN_CHECK_PATH): ('me', self.auth_me),
+            ('POST', C.LOGOUT_PATH): ('logout', self.auth_logout),
+            ('GET', C.SSO_START_PATH): ('saml_login', self.auth_saml_login),
+            ('GET', C.JWKS_PATH): ('jwks', self.auth_jwks),
+            ('GET', C.IDP_METADATA_PATH): ('idp_metadata', self.idp_metadata),
+            ('GET', C.IDP_SSO_PATH): ('idp_sso', self.idp_sso),
+        }
         self.server = None
         self.threads = []
 
@@ -155,6 +205,8 @@ class Twin:
                 raise RuntimeError('service %s not found in cluster %s' % (C.SERVICE, C.CLUSTER))
             raw = svc[0]['taskDefinition']
             desired = svc[0].get('desiredCount')
+            primary = next((d.get('id') for d in svc[0].get('deployments') or [] if d.get('status') == 'PRIMARY'),
+                           None)
             fault, version, name = self._describe_revision(aws.normalise_task_definition(raw))
         except Exception as exc:  # moto down or odd: keep the last behaviour
             with self.lock:
@@ -175,6 +227,7 @@ class Twin:
             self.last_poll_at = now
             self.last_poll_error = None
             self.task_definition_raw = raw
+            self.primary_deployment_id = primary
             if desired:
                 self.desired_count = desired
             if name != self.task_definition:
@@ -189,6 +242,9 @@ class Twin:
             log.info('service now on %s (version %s, fault=%s, was %s): behaviour %s',
                      name, version, fault, old, 'BAD' if fault else 'good')
             self._queue_lifecycle_log(now, name, version, old)
+        # a new deployment (or revision) starts tasks that load the signing key afresh
+        if (primary, name) != self.keys_loaded_for or self.signing_key is None:
+            self.load_deployment_keys(primary, name)
 
     def read_ttl(self):
         """Re-read the cache TTL parameter; on failure keep the last value."""
@@ -211,12 +267,19 @@ class Twin:
             log.info('cache TTL now %d s (was %d s, from SSM %s)', ttl, old, C.CACHE_TTL_PARAMETER)
 
     def _watch(self):
-        last_ttl_read = time.monotonic()
+        periodic = [[self.read_ttl, C.TTL_POLL_INTERVAL, time.monotonic()],
+                    [self.refresh_verification_keys, C.KEYS_POLL_INTERVAL, time.monotonic()],
+                    [self.read_idp_cert, C.IDP_CERT_POLL_INTERVAL, time.monotonic()]]
         while not self.stop_event.is_set():
             self.poll_once()
-            if time.monotonic() - last_ttl_read >= C.TTL_POLL_INTERVAL - 0.05:
-                self.read_ttl()
-                last_ttl_read = time.monotonic()
+            for entry in periodic:
+                fn, interval, last = entry
+                if time.monotonic() - last >= interval - 0.05:
+                    try:
+                        fn()
+                    except Exception as exc:  # a bug must not stop the watcher
+                        log.exception('%s failed: %s', fn.__name__, exc)
+                    entry[2] = time.monotonic()
             if self.db_cfg and self.pool is None:
                 self._db_pool()
             self.stop_event.wait(C.POLL_INTERVAL)
@@ -255,16 +318,22 @@ class Twin:
         finally:
             self._db_lock.release()
 
-    def _db_run(self, fn):
+    def _db_run(self, fn, detail=None):
         """Run fn(conn) on a pooled connection, in a transaction. -> (result, outcome).
 
-        outcome: 'ok', 'lock_timeout', 'error' or 'skipped' (no database, or no
-        pooled connection within POOL_ACQUIRE_TIMEOUT). Never raises.
+        outcome: 'ok', 'lock_timeout', 'statement_timeout', 'error' or 'skipped' (no
+        database, or no pooled connection within POOL_ACQUIRE_TIMEOUT). Never raises.
+        detail (a dict, optional) receives for a failure 'error' (text) and
+        'unavailable' (True: the database could not be reached or timed out;
+        False: it answered with an error, e.g. permission denied).
         """
+        detail = {} if detail is None else detail
         pool = self._db_pool()
         if pool is None:
+            detail.update(unavailable=True, error=self.db_error if self.db_cfg else 'no database configured')
             return None, 'skipped'
         if not self.pool_slots.acquire(timeout=C.POOL_ACQUIRE_TIMEOUT):
+            detail.update(unavailable=True, error='no pooled connection within %.0f s' % C.POOL_ACQUIRE_TIMEOUT)
             return None, 'skipped'
         conn, broken = None, False
         try:
@@ -276,9 +345,11 @@ class Twin:
                 return result, 'ok'
             except psycopg2.errors.LockNotAvailable:
                 conn.rollback()
+                detail.update(unavailable=True, error='lock timeout (%s)' % C.APP_LOCK_TIMEOUT)
                 return None, 'lock_timeout'
             except psycopg2.errors.QueryCanceled:  # statement_timeout (e.g. a tuple-lock wait then the row wait)
                 conn.rollback()
+                detail.update(unavailable=True, error='statement timeout (%s)' % C.APP_STATEMENT_TIMEOUT)
                 return None, 'statement_timeout'
             except psycopg2.Error as exc:
                 broken = conn.closed or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
@@ -288,9 +359,11 @@ class Twin:
                     except psycopg2.Error:
                         broken = True
                 self.db_error = ' '.join(str(exc).split())[:300]
+                detail.update(unavailable=bool(broken), error=self.db_error)
                 return None, 'error'
         except psycopg2.Error as exc:  # getconn could not connect
             self.db_reachable, self.db_error = False, ' '.join(str(exc).split())[:300]
+            detail.update(unavailable=True, error=self.db_error)
             return None, 'error'
         finally:
             if conn is not None:
@@ -323,6 +396,354 @@ class Twin:
                 cur.execute('SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()')
                 return cur.fetchone()[0]
         return self._db_run(count)[0]
+
+    # ------------------------------------------------------------ signing keys
+    def _secret_stages(self):
+        """{stage: version id} of the signing-key secret (AWSCURRENT, AWSPREVIOUS). Raises on AWS errors."""
+        desc = self._sm.describe_secret(SecretId=C.JWT_SECRET_ID)
+        out = {}
+        for version_id, stages in (desc.get('VersionIdsToStages') or {}).items():
+            for stage in stages or []:
+                if stage in ('AWSCURRENT', 'AWSPREVIOUS'):
+                    out[stage] = version_id
+        return out
+
+    def _key_of(self, version_id):
+        """The auth.JWTKey of a secret version, or a str naming why it is none (cached: versions are
+        immutable). Raises on AWS errors."""
+        cached = self._key_cache.get(version_id)
+        if cached is not None:
+            return cached
+        resp = self._sm.get_secret_value(SecretId=C.JWT_SECRET_ID, VersionId=version_id)
+        try:
+            key = auth.load_key(resp.get('SecretString'), version_id)
+        except auth.KeyLoadError as exc:
+            key = 'version %s is not a usable key: %s' % (version_id, exc)
+        if len(self._key_cache) > 200:
+            self._key_cache.clear()
+        self._key_cache[version_id] = key
+        return key
+
+    def load_deployment_keys(self, deployment_id, task_definition):
+        """What a task of a new deployment does at start: load the signing key from AWSCURRENT (and
+        publish AWSCURRENT + AWSPREVIOUS in the JWKS), and read its verification keys. When the
+        secret cannot be read the old signing key stays (and the next poll tries again)."""
+        try:
+            stages = self._secret_stages()
+            if 'AWSCURRENT' not in stages:
+                raise RuntimeError('the secret has no AWSCURRENT version')
+            current = self._key_of(stages['AWSCURRENT'])
+            previous = self._key_of(stages['AWSPREVIOUS']) if 'AWSPREVIOUS' in stages else None
+        except Exception as exc:
+            error = 'cannot read the signing key from secret %s: %s: %s' % (
+                C.JWT_SECRET_ID, type(exc).__name__, ' '.join(str(exc).split())[:300])
+            with self.lock:
+                was, self.signing_error = self.signing_error, error
+                kid = self.signing_key.kid if self.signing_key else None
+            if was != error:
+                log.warning('%s; %s', error, 'keeping signing key %s' % kid if kid
+                            else 'no signing key: logins answer 500 signing_key_unavailable')
+            return
+        if isinstance(current, str):
+            signing, error = None, 'AWSCURRENT of secret %s: %s' % (C.JWT_SECRET_ID, current)
+        elif not current.can_sign:
+            signing, error = None, ('AWSCURRENT of secret %s (version %s) holds only a public key'
+                                    % (C.JWT_SECRET_ID, current.version_id))
+        else:
+            signing, error = current, None
+        published = []
+        for key in (current, previous):
+            if isinstance(key, auth.JWTKey) and key.kid not in [k.kid for k in published]:
+                published.append(key)
+        with self.lock:
+            was_kid = self.signing_key.kid if self.signing_key else None
+            was_error, self.signing_error = self.signing_error, error
+            self.signing_key = signing
+            self.deployment_keys = published
+            self.keys_loaded_for = (deployment_id, task_definition)
+            self.keys_loaded_at = time.time()
+        if error:
+            if error != was_error:
+                log.error('deployment %s (%s): no signing key (%s): logins answer 500 signing_key_unavailable',
+                          deployment_id, task_definition, error)
+        else:
+            log.info('deployment %s (%s): signing with kid %s (secret version %s, was kid %s); JWKS publishes %s',
+                     deployment_id, task_definition, signing.kid, signing.version_id, was_kid,
+                     ', '.join(k.kid for k in published))
+        self.refresh_verification_keys(stages)
+
+    def refresh_verification_keys(self, stages=None):
+        """Re-read the verification keys (AWSCURRENT + AWSPREVIOUS); on a read failure keep the last ones."""
+        try:
+            stages = stages if stages is not None else self._secret_stages()
+            keys, by_stage, problems = {}, {}, []
+            for stage in ('AWSCURRENT', 'AWSPREVIOUS'):
+                if stage not in stages:
+                    continue
+                key = self._key_of(stages[stage])
+                if isinstance(key, str):
+                    problems.append('%s %s' % (stage, key))
+                    continue
+                keys[key.kid] = key
+                by_stage[stage] = key.kid
+        except Exception as exc:
+            error = 'cannot read the verification keys from secret %s: %s: %s' % (
+                C.JWT_SECRET_ID, type(exc).__name__, ' '.join(str(exc).split())[:300])
+            with self.lock:
+                was, self.verification_error = self.verification_error, error
+            if was != error:
+                log.warning('%s; keeping kids %s', error, ', '.join(sorted(self.verification_keys)) or '(none)')
+            return
+        with self.lock:
+            changed = by_stage != self.verification_stages
+            self.verification_keys, self.verification_stages = keys, by_stage
+            self.verification_error = '; '.join(problems) or None
+            self.verification_read_at = time.time()
+        if changed:
+            log.info('verification keys now %s', ', '.join('%s=%s' % kv for kv in sorted(by_stage.items()))
+                     or '(none)')
+
+    def read_idp_cert(self):
+        """The SP side re-reads the IdP signing certificate (as an SP refreshes IdP metadata)."""
+        summary, error = None, None
+        if not self.state_dir:
+            error = 'no state dir: the IdP stand-in has no certificate'
+        else:
+            try:
+                summary = auth.cert_summary(auth.read_idp_cert(self.state_dir))
+            except (OSError, ValueError) as exc:
+                error = 'cannot read the IdP certificate %s: %s: %s' % (
+                    os.path.join(self.state_dir, C.IDP_CERT_FILE), type(exc).__name__, exc)
+        with self.lock:
+            before = (self.idp_cert or {}).get('sha256_fingerprint'), self.idp_cert_error
+            self.idp_cert, self.idp_cert_error, self.idp_cert_read_at = summary, error, time.time()
+        if before != ((summary or {}).get('sha256_fingerprint'), error):
+            if error:
+                log.warning('%s', error)
+            else:
+                log.log(logging.INFO if summary['valid_now'] else logging.WARNING,
+                        'IdP signing certificate %s: not before %s, not after %s (%s now)',
+                        summary['sha256_fingerprint'][:23], summary['not_before'], summary['not_after'],
+                        'valid' if summary['valid_now'] else 'NOT valid')
+
+    # ------------------------------------------------------------- auth requests
+    def _fail(self, status, error, message, **headers):
+        return AuthResult(status, {'error': error, 'message': message}, error, message, headers or None)
+
+    def lookup_user(self, email):
+        """-> (user dict or None, failure AuthResult or None)."""
+        def select_user(conn):
+            with conn.cursor() as cur:
+                cur.execute('SELECT id, email, password_hash, active FROM public.users WHERE email = %s', (email,))
+                return cur.fetchone()
+        detail = {}
+        row, outcome = self._db_run(select_user, detail)
+        if outcome == 'ok':
+            return (dict(zip(('id', 'email', 'password_hash', 'active'), row)) if row else None), None
+        if outcome == 'error' and not detail.get('unavailable'):
+            return None, self._fail(500, 'user_lookup_failed', 'looking the user up in %s failed: %s'
+                                    % (C.USERS_TABLE, detail.get('error')))
+        return None, self._fail(503, 'user_store_unavailable', 'the user database is unavailable: %s'
+                                % (detail.get('error') or outcome))
+
+    def _session_key(self, sid):
+        return C.SESSION_KEY_PREFIX + sid
+
+    def _redis_failure(self, exc):
+        if self.redis is not None:
+            self.redis_reachable = False
+        return self._fail(503, 'session_store_unavailable', 'the session store (Redis %s:%s) is unavailable: %s'
+                          % (C.HOST, self.redis_port, ' '.join(str(exc).split())[:200]))
+
+    def auth_login(self, req):
+        if req.body is None:
+            return self._fail(400, 'invalid_request', 'the body must be a JSON object of at most %d bytes'
+                              % C.MAX_AUTH_BODY)
+        try:
+            doc = json.loads(req.body.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError):
+            doc = None
+        if not isinstance(doc, dict):
+            return self._fail(400, 'invalid_request', 'the body must be a JSON object with email and password')
+        email, password = doc.get('email'), doc.get('password')
+        if not isinstance(email, str) or not email.strip() or len(email) > 320:
+            return self._fail(400, 'invalid_request', 'email must be a non-empty string')
+        if not isinstance(password, str) or not password or len(password) > 1024:
+            return self._fail(400, 'invalid_request', 'password must be a non-empty string')
+        email = email.strip().lower()
+        user, failure = self.lookup_user(email)
+        if failure:
+            return failure
+        matches = auth.verify_password(password, user['password_hash'] if user else None)
+        if not (user and matches and user['active']):
+            return self._fail(401, 'invalid_credentials', 'unknown user, wrong password or inactive account')
+        with self.lock:
+            key, key_error = self.signing_key, self.signing_error
+        if key is None:
+            return self._fail(500, 'signing_key_unavailable', 'no JWT signing key loaded: %s'
+                              % (key_error or 'not loaded yet'))
+        if self.redis is None:
+            return self._fail(503, 'session_store_unavailable', 'no session store (Redis) is configured')
+        sid, now = str(uuid.uuid4()), int(time.time())
+        session = {'user_id': user['id'], 'email': user['email'], 'created_at': now}
+        try:
+            self.redis.set(self._session_key(sid), json.dumps(session), ex=C.SESSION_TTL)
+            self.redis_reachable = True
+        except redis.RedisError as exc:
+            return self._redis_failure(exc)
+        token = auth.encode_jwt({'iss': self.base_url, 'sub': user['email'], 'sid': sid, 'iat': now,
+                                 'exp': now + C.ACCESS_TOKEN_TTL}, key)
+        return AuthResult(200, {'access_token': token, 'token_type': 'Bearer', 'expires_in': C.ACCESS_TOKEN_TTL})
+
+    def _authenticate(self, req):
+        """-> (claims, None) or (None, failure AuthResult) for the request's bearer token."""
+        scheme, _sep, token = (req.headers.get('Authorization') or '').strip().partition(' ')
+        challenge = {'WWW-Authenticate': 'Bearer error="invalid_token"'}
+        if scheme.lower() != 'bearer' or not token.strip():
+            return None, self._fail(401, 'invalid_token', 'missing Authorization: Bearer <token>', **challenge)
+        with self.lock:
+            keys = dict(self.verification_keys)
+        try:
+            return auth.decode_jwt(token.strip(), keys), None
+        except auth.TokenError as exc:
+            return None, self._fail(401, exc.code, exc.message, **challenge)
+
+    def auth_me(self, req):
+        claims, failure = self._authenticate(req)
+        if failure:
+            return failure
+        if self.redis is None:
+            return self._fail(503, 'session_store_unavailable', 'no session store (Redis) is configured')
+        try:
+            raw = self.redis.get(self._session_key(claims['sid']))
+            self.redis_reachable = True
+        except redis.RedisError as exc:
+            return self._redis_failure(exc)
+        try:
+            session = json.loads(raw) if raw is not None else None
+        except ValueError:
+            session = None
+        if not isinstance(session, dict) or session.get('email') != claims['sub']:
+            return self._fail(401, 'session_expired', 'the session of this token has ended (logged out or expired)')
+        return AuthResult(200, {'email': claims['sub'], 'session_id': claims['sid']})
+
+    def auth_logout(self, req):
+        claims, failure = self._authenticate(req)
+        if failure:
+            return failure
+        if self.redis is None:
+            return self._fail(503, 'session_store_unavailable', 'no session store (Redis) is configured')
+        try:
+            deleted = self.redis.delete(self._session_key(claims['sid']))
+            self.redis_reachable = True
+        except redis.RedisError as exc:
+            return self._redis_failure(exc)
+        if not deleted:
+            return self._fail(401, 'session_expired', 'the session of this token has ended (logged out or expired)')
+        return AuthResult(204, None)
+
+    def auth_jwks(self, req):
+        with self.lock:
+            keys = [k.jwk() for k in self.deployment_keys]
+        return AuthResult(200, {'keys': keys}, headers={'Cache-Control': 'no-cache'})
+
+    def auth_saml_login(self, req):
+        """The SP side of SSO: redirect to the IdP while its signing certificate is valid."""
+        with self.lock:
+            cert, error = self.idp_cert, self.idp_cert_error
+        if cert is None:
+            return self._fail(502, 'idp_metadata_unavailable', error or 'the IdP metadata has not been read yet')
+        now = datetime.datetime.now(datetime.timezone.utc)
+        not_before = datetime.datetime.fromisoformat(cert['not_before'])
+        not_after = datetime.datetime.fromisoformat(cert['not_after'])
+        if now >= not_after:
+            return self._fail(502, 'idp_certificate_expired', 'the IdP signing certificate CN=%s expired on %s: '
+                              'assertions signed with it fail validation' % (cert['subject'], cert['not_after']))
+        if now < not_before:
+            return self._fail(502, 'idp_certificate_expired', 'the IdP signing certificate CN=%s is not valid '
+                              'before %s' % (cert['subject'], cert['not_before']))
+        location = auth.authn_request_url(self.base_url + C.IDP_SSO_PATH, self.base_url + '/sp',
+                                          self.base_url + '/api/v1/auth/saml/acs')
+        return AuthResult(302, {'location': location}, headers={'Location': location})
+
+    # The external SAML IdP's stand-in: it publishes its metadata and a login page.
+    def idp_metadata(self, req):
+        try:
+            cert = auth.read_idp_cert(self.state_dir or '')
+        except (OSError, ValueError) as exc:
+            return self._fail(503, 'idp_metadata_unavailable', 'the IdP stand-in has no usable certificate (%s)'
+                              % type(exc).__name__)
+        body = auth.idp_metadata(cert, self.base_url + C.IDP_PATH, self.base_url + C.IDP_SSO_PATH)
+        return AuthResult(200, body, content_type='application/samlmetadata+xml')
+
+    def idp_sso(self, req):
+        page = ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Sign in - SVPMS sandbox IdP '
+                '(stand-in)</title></head><body>\n<h1>Sign in</h1>\n<p>SVPMS sandbox identity provider '
+                '(a stand-in for the external IdP).</p>\n<form method="post" action="%s">'
+                '<label>Email <input name="email" type="email"></label> '
+                '<label>Password <input name="password" type="password"></label> '
+                '<button type="submit">Sign in</button></form>\n</body></html>\n' % C.IDP_SSO_PATH)
+        return AuthResult(200, page.encode('utf-8'), content_type='text/html; charset=utf-8')
+
+    def auth_outcome(self, endpoint, req, res, latency_ms):
+        """Count an auth answer; the API's own endpoints are also recorded (ALB metrics) and their
+        failures logged (awslogs, logger svpms.auth, never the request body)."""
+        now = time.time()
+        with self.lock:
+            counter = self.auth_counters[endpoint]
+            counter['total'] += 1
+            counter['status_%d' % res.status] += 1
+            if res.error:
+                counter['error_%s' % res.error] += 1
+        if endpoint not in API_AUTH_ENDPOINTS:
+            return
+        self.record(Record(now, req.method, req.path, res.status, latency_ms, req.request_id, None, SIGNATURE_AUTH))
+        if res.status < 400:
+            return
+        level = 'ERROR' if res.status >= 500 else 'WARNING'
+        message = ' '.join(str(res.message or '').split())[:500]
+        line = ('%s %s svpms.auth request_id=%s method=%s path=%s status=%d error=%s duration_ms=%d %s'
+                % (iso_z(now), level, req.request_id, req.method, req.path, res.status, res.error, latency_ms,
+                   message))
+        with self.lock:
+            self._log_extra.append((now, line))
+        log.log(logging.ERROR if res.status >= 500 else logging.WARNING, 'auth %s %s -> %d %s: %s',
+                req.method, req.path, res.status, res.error, message)
+
+    def auth_state(self):
+        with self.lock:
+            key = self.signing_key
+            counters = {}
+            for endpoint, counter in self.auth_counters.items():
+                counters[endpoint] = {
+                    'total': counter['total'],
+                    'by_status': {k[7:]: v for k, v in counter.items() if k.startswith('status_')},
+                    'by_error': {k[6:]: v for k, v in counter.items() if k.startswith('error_')}}
+            loaded = self.keys_loaded_for or (None, None)
+            cert = dict(self.idp_cert or {}, error=self.idp_cert_error, read_at=iso(self.idp_cert_read_at))
+            if self.idp_cert:
+                cert['valid_now'] = (datetime.datetime.fromisoformat(self.idp_cert['not_before'])
+                                     <= utcnow() < datetime.datetime.fromisoformat(self.idp_cert['not_after']))
+            return {
+                'secret_id': C.JWT_SECRET_ID,
+                'signing_kid': key.kid if key else None,
+                'signing_alg': key.alg if key else None,
+                'signing_version_id': key.version_id if key else None,
+                'signing_error': self.signing_error,
+                'deployment_id': loaded[0],
+                'deployment_task_definition': loaded[1],
+                'primary_deployment_id': self.primary_deployment_id,
+                'keys_loaded_at': iso(self.keys_loaded_at),
+                'jwks_kids': [k.kid for k in self.deployment_keys],
+                'verification_kids': sorted(self.verification_keys),
+                'verification_stages': dict(self.verification_stages),
+                'verification_error': self.verification_error,
+                'verification_read_at': iso(self.verification_read_at),
+                'session_store': {'redis_port': self.redis_port, 'key_prefix': C.SESSION_KEY_PREFIX,
+                                  'ttl_seconds': C.SESSION_TTL},
+                'idp_cert': cert,
+                'counters': counters,
+            }
 
     # -------------------------------------------------------------------- cache
     @staticmethod
@@ -430,6 +851,7 @@ class Twin:
         stats = self.window_stats(window)
         holder = self.lock_holder()
         hits, misses = stats['cache_hits'], stats['cache_misses']
+        auth_state = self.auth_state()
         with self.lock:
             sc = dict(self.since_change)
             by_status = {k[7:]: v for k, v in self.counters.items() if k.startswith('status_')}
@@ -473,6 +895,7 @@ class Twin:
                     'connections': self.db_connections,
                 },
                 'lock_holder': holder,
+                'auth': auth_state,
                 'published': dict(self.published),
                 'pid': os.getpid(),
                 'started_at': iso(self.started_at),
@@ -596,6 +1019,8 @@ class Twin:
     @staticmethod
     def event_message(rec):
         """The awslogs message for a request record, or None when it is not logged."""
+        if rec.signature == SIGNATURE_AUTH:  # auth_outcome queues its own lines
+            return None
         stamp = iso_z(rec.ts)
         head = '%s %%s %%s request_id=%s tenant=%s method=%s path=%s status=%d duration_ms=%d' % (
             stamp, rec.request_id, rec.tenant, rec.method, rec.path, rec.status, rec.latency_ms)
@@ -685,9 +1110,69 @@ class Twin:
 
         class Handler(BaseHTTPRequestHandler):
             server_version = 'svpms-api-twin/1.0'
+            timeout = 30  # seconds a client may take to send its request
 
             def log_message(self, fmt, *args):  # no per-request stderr noise
                 pass
+
+            def _send_auth(self, res, request_id):
+                if isinstance(res.body, dict):
+                    data, ctype = json.dumps(res.body).encode('utf-8'), 'application/json'
+                else:
+                    data, ctype = res.body or b'', res.content_type or 'application/octet-stream'
+                self.send_response(res.status)
+                if res.status != 204:
+                    self.send_header('Content-Type', res.content_type or ctype)
+                    self.send_header('Content-Length', str(len(data)))
+                self.send_header('X-Request-Id', request_id)
+                self.send_header('Cache-Control', 'no-store')
+                for name, value in (res.headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != 'HEAD' and res.status != 204:
+                    self.wfile.write(data)
+
+            def _read_body(self):
+                """The request body (bytes), or None when it is larger than MAX_AUTH_BODY or unreadable."""
+                try:
+                    length = int(self.headers.get('Content-Length') or 0)
+                except ValueError:
+                    return None
+                if length < 0 or length > C.MAX_AUTH_BODY:
+                    return None
+                try:
+                    return self.rfile.read(length) if length else b''
+                except OSError:
+                    return None
+
+            def _route(self, method, path, query):
+                """Serve an auth / IdP route. -> False when `path` is none of them."""
+                route = twin.routes.get((method, path))
+                if route is None:
+                    allowed = sorted(m for m, p in twin.routes if p == path)
+                    if not allowed:
+                        return False
+                    self._send(405, {'error': 'method_not_allowed', 'allowed': allowed})
+                    return True
+                started = time.monotonic()
+                endpoint, fn = route
+                req = AuthRequest(method, path, self.headers, self._read_body() if method == 'POST' else b'',
+                                  parse_qs(query), uuid.uuid4().hex)
+                try:
+                    res = fn(req)
+                except Exception as exc:  # a bug: answer 500 rather than drop the connection
+                    log.exception('%s %s failed', method, path)
+                    res = AuthResult(500, {'error': 'internal_error', 'message': type(exc).__name__},
+                                     'internal_error', type(exc).__name__)
+                twin.auth_outcome(endpoint, req, res, (time.monotonic() - started) * 1000.0)
+                self._send_auth(res, req.request_id)
+                return True
+
+            def do_POST(self):
+                url = urlsplit(self.path)
+                path = url.path.rstrip('/') or '/'
+                if not self._route('POST', path, url.query):
+                    self._send(404, {'error': 'not_found', 'path': path})
 
             def _send(self, status, body, request_id=None, td=None):
                 data = json.dumps(body).encode('utf-8')
@@ -716,6 +1201,8 @@ class Twin:
                     except ValueError:
                         window = C.STATUS_WINDOW
                     return self._send(200, twin.state(window))
+                if self._route('GET', path, url.query):
+                    return
                 beh = twin.behaviour()
                 with twin.lock:
                     td, version = twin.task_definition, twin.version
@@ -768,8 +1255,9 @@ class Twin:
     def serve(self):
         if self.server is None:
             self.bind()
-        self.poll_once()  # know the behaviour before the first request
+        self.poll_once()  # know the behaviour (and load the signing key) before the first request
         self.read_ttl()
+        self.read_idp_cert()
         self._db_pool()
         self.prewarm()  # a fresh sandbox is healthy from the first request
         for target, name in ((self._watch, 'watcher'),

@@ -41,6 +41,13 @@ CONNECTION_KEYS |= {
     'svpms_db_host', 'svpms_db_port', 'svpms_db_name', 'svpms_db_user', 'svpms_db_app_users', 'svpms_db_enabled',
     'svpms_redis_host', 'svpms_redis_port', 'svpms_cache_ttl_parameter', 'svpms_cache_ttl_seconds',
 }
+# the login path, the JWT key, the IdP stand-in, the users table and the session store (scenario 3)
+CONNECTION_KEYS |= {
+    'svpms_login_url', 'svpms_login_check_url', 'svpms_logout_url', 'svpms_sso_start_url', 'svpms_login_probe_user',
+    'svpms_login_probe_password', 'svpms_jwt_secret_id', 'svpms_jwks_url', 'svpms_saml_metadata_url',
+    'svpms_saml_support_contact', 'svpms_users_table', 'svpms_db_app_user', 'svpms_session_redis_host',
+    'svpms_session_redis_port', 'svpms_redis_restart_command',
+}
 ALB_DIMS = [{'Name': 'LoadBalancer', 'Value': C.ALB_LOAD_BALANCER},
             {'Name': 'TargetGroup', 'Value': C.ALB_TARGET_GROUP}]
 

@@ -102,8 +102,9 @@ def test_fresh_sandbox_is_fast_and_cached(box):
     assert {k: v for k, v in conn.items() if k.startswith(('svpms_db_', 'svpms_redis_', 'svpms_cache_'))} == {
         'svpms_db_host': PG_ADMIN['host'], 'svpms_db_port': PG_ADMIN['port'],
         'svpms_db_name': 'svpms_sandbox_%d' % box.twin_port, 'svpms_db_user': PG_ADMIN['user'],
-        'svpms_db_app_users': [app, batch], 'svpms_db_enabled': True,
+        'svpms_db_app_users': [app, batch], 'svpms_db_enabled': True, 'svpms_db_app_user': app,
         'svpms_redis_host': '127.0.0.1', 'svpms_redis_port': box.redis_port,
+        'svpms_redis_restart_command': box.redis_restart_command(),
         'svpms_cache_ttl_parameter': '/svpms/sandbox/config/cache_ttl_seconds', 'svpms_cache_ttl_seconds': 300}
     assert box.boto('ssm').get_parameter(Name=C.CACHE_TTL_PARAMETER)['Parameter']['Value'] == '300'
     # the database as seeded: non-superuser roles, the API's role owns the tables, no index on tenant_id
@@ -130,10 +131,12 @@ def test_fresh_sandbox_is_fast_and_cached(box):
 def test_unknown_fault_lists_all_faults(box):
     with pytest.raises(UsageError) as exc:
         box.inject('high_latency')
-    assert 'allowed: cache_miss_storm, high_error_rate, lock_contention, slow_deploy' in str(exc.value)
+    assert ('allowed: cache_miss_storm, high_error_rate, idp_cert_expired, jwt_key_mismatch, lock_contention, '
+            'redis_down, slow_deploy, user_table_denied') in str(exc.value)
     assert {n: f['kind'] for n, f in C.FAULTS.items()} == {
         'high_error_rate': 'deploy', 'slow_deploy': 'deploy', 'lock_contention': 'database',
-        'cache_miss_storm': 'config'}
+        'cache_miss_storm': 'config', 'redis_down': 'process', 'jwt_key_mismatch': 'secret',
+        'idp_cert_expired': 'certificate', 'user_table_denied': 'database'}
 
 
 def test_lock_contention_then_terminating_the_holder_recovers(box):
