@@ -14,6 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 help:
 	@echo "make demo   - set up, start the local sandbox, inject a bad deploy, triage -> page -> runbook -> resolve -> report (prints the HTML report path)"
 	@echo "              FAULT=lock_contention|cache_miss_storm|slow_deploy make demo: the high latency scenario instead"
+	@echo "              FAULT=redis_down|jwt_key_mismatch|idp_cert_expired|user_table_denied make demo: authentication"
 	@echo "make test   - everything CI checks (lint, sanity, docs, unit, integration, e2e, molecule, galaxy-importer)"
 
 $(BIN)/ansible-playbook: requirements.txt requirements-dev.txt

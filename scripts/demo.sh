@@ -3,7 +3,8 @@
 # deployment), run the scenario runbook against it, and print the outcome,
 # the timings and where the report is. KEEP_SANDBOX=1 leaves it running.
 # FAULT=lock_contention|cache_miss_storm|slow_deploy make demo runs the high
-# latency scenario instead (triage routes it).
+# latency scenario instead, FAULT=redis_down|jwt_key_mismatch|idp_cert_expired|
+# user_table_denied the authentication scenario (triage routes each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -33,8 +34,12 @@ case $fault in
     sandbox inject "$fault"
     echo "==> Waiting (at most 90 s) for the alert condition: p95 above 1000 ms"
     PYTHONPATH=sandbox "$PY" scripts/wait_for_symptom.py --state-dir .sandbox --symptom latency --timeout 90 ;;
+  redis_down|jwt_key_mismatch|idp_cert_expired|user_table_denied)
+    echo "==> Injecting the incident: $fault (authentication failures; logins fail at once)"
+    sandbox inject "$fault" ;;
   *)
-    echo "unknown FAULT=$fault: allowed high_error_rate, lock_contention, cache_miss_storm, slow_deploy" >&2
+    echo "unknown FAULT=$fault: allowed high_error_rate, lock_contention, cache_miss_storm, slow_deploy," \
+         "redis_down, jwt_key_mismatch, idp_cert_expired, user_table_denied" >&2
     exit 2 ;;
 esac
 
