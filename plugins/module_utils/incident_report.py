@@ -68,7 +68,10 @@ FILE_MODE = 0o640
 
 # symptom_p95_ms: set for a latency scenario (scenario 2: p95 > 1000 ms); then the
 # symptom drawn and named is the latency one, not scenario 1's error rate.
-DEFAULT_THRESHOLDS = dict(max_error_rate_pct=1.0, max_p95_ms=500.0, symptom_error_rate_pct=2.0, symptom_p95_ms=None)
+# symptom_text: a symptom that is neither (scenario 3: failing logins), named
+# in words and drawn on no chart.
+DEFAULT_THRESHOLDS = dict(max_error_rate_pct=1.0, max_p95_ms=500.0, symptom_error_rate_pct=2.0, symptom_p95_ms=None,
+                          symptom_text=None)
 MATPLOTLIB_HINT = 'install matplotlib for charts (pip install matplotlib)'
 
 REDACTED = '********'
@@ -575,6 +578,8 @@ def build_chart_data(summary, times, timeline=None, series=None, thresholds=None
     summary = _dict(summary)
     limits = dict(DEFAULT_THRESHOLDS)
     limits.update(dict((k, v) for k, v in _dict(thresholds).items() if _number(v) is not None))
+    text = _dict(thresholds).get('symptom_text')
+    limits['symptom_text'] = text if isinstance(text, str) and text.strip() else None
     seen = observations(_list(timeline))
     observed_from = 'timeline'
     if not seen:
@@ -631,7 +636,7 @@ def build_chart_data(summary, times, timeline=None, series=None, thresholds=None
         CHART_ERROR_RATE, '%s: 5xx error rate' % label, '5xx error rate (%)', rate_line,
         'CloudWatch ALB 5xx / requests per period', 'rate',
         [dict(label='SLO: error rate < %s %%' % _fmt_num(limits['max_error_rate_pct']), value=limits['max_error_rate_pct'])]
-        + ([] if limits.get('symptom_p95_ms') is not None else
+        + ([] if (limits.get('symptom_p95_ms') is not None or limits.get('symptom_text')) else
            [dict(label='symptom: error rate > %s %%' % _fmt_num(limits['symptom_error_rate_pct']),
                  value=limits['symptom_error_rate_pct'])]))
     latency_label = ('CloudWatch TargetResponseTime p95' if latency_key == 'latency_p95_ms'
@@ -671,11 +676,24 @@ def build_chart_data(summary, times, timeline=None, series=None, thresholds=None
                 thresholds=limits)
 
 
+def verification_table(rounds):
+    """(header, rows) of the verification rounds; a 'logins failed %' column when a round signed in."""
+    header = ['round', 'at', 'health', 'error rate %', 'requests', 'p95 ms']
+    rows = [[r.get('round'), r.get('at'), 'ok' if _truthy(r.get('health_ok')) else 'FAILING',
+             r.get('error_rate_pct'), r.get('requests'), r.get('p95_ms')] for r in rounds]
+    if any(r.get('login_failure_rate_pct') is not None for r in rounds):
+        header.append('logins failed %')
+        for row, r in zip(rows, rounds):
+            row.append(r.get('login_failure_rate_pct'))
+    return header, rows
+
+
 def thresholds_text(chart_data):
     """'SLO: error rate < 1 %, p95 < 500 ms; symptom: error rate > 2 %' (or 'p95 > 1000 ms')."""
     limits = dict(DEFAULT_THRESHOLDS)
     limits.update(chart_data.get('thresholds') or {})
-    symptom = ('p95 > %s ms' % _fmt_num(limits['symptom_p95_ms']) if limits.get('symptom_p95_ms') is not None
+    symptom = (limits['symptom_text'] if limits.get('symptom_text')
+               else 'p95 > %s ms' % _fmt_num(limits['symptom_p95_ms']) if limits.get('symptom_p95_ms') is not None
                else 'error rate > %s %%' % _fmt_num(limits['symptom_error_rate_pct']))
     return 'SLO: error rate < %s %%, p95 < %s ms; symptom: %s' % (
         _fmt_num(limits['max_error_rate_pct']), _fmt_num(limits['max_p95_ms']), symptom)
@@ -1068,9 +1086,7 @@ def _md_response(ctx):
         out.append('')
         rounds = [_dict(r) for r in _list(verification.get('rounds'))]
         if rounds:
-            out.extend(_md_table(['round', 'at', 'health', 'error rate %', 'requests', 'p95 ms'],
-                                 [(r.get('round'), r.get('at'), 'ok' if _truthy(r.get('health_ok')) else 'FAILING',
-                                   r.get('error_rate_pct'), r.get('requests'), r.get('p95_ms')) for r in rounds]))
+            out.extend(_md_table(*verification_table(rounds)))
             out.append('')
     if len(out) == 2:
         out.append('No symptom, decision or mitigation was recorded.')
@@ -1296,9 +1312,7 @@ def _html_response(ctx):
             _badge(verification.get('status')), h(verification.get('summary') or '')))
         rounds = [_dict(r) for r in _list(verification.get('rounds'))]
         if rounds:
-            out.append(_html_table(['round', 'at', 'health', 'error rate %', 'requests', 'p95 ms'],
-                                   [(r.get('round'), r.get('at'), 'ok' if _truthy(r.get('health_ok')) else 'FAILING',
-                                     r.get('error_rate_pct'), r.get('requests'), r.get('p95_ms')) for r in rounds]))
+            out.append(_html_table(*verification_table(rounds)))
     if len(out) == 1:
         out.append('<p>No symptom, decision or mitigation was recorded.</p>')
     out.append('</section>')

@@ -95,6 +95,12 @@ options:
           - The symptom of a latency scenario - p95 above this, in milliseconds (seed scenario 2 - 1000 ms).
           - When set, the latency chart draws it and the report names it as the symptom instead of the error rate.
         type: float
+      symptom_text:
+        description:
+          - The symptom of a scenario that is neither an error rate nor a latency, in words, for example
+            V(logins failing >= 5 % (synthetic login)) for scenario 3.
+          - When set, the report names it as the symptom and the charts draw no symptom line.
+        type: str
   formats:
     description:
       - Which files to write. V(png) writes the two charts; V(html) embeds the charts in the page even
@@ -282,6 +288,7 @@ def main():
                 max_p95_ms=dict(type='float', default=500.0),
                 symptom_error_rate_pct=dict(type='float', default=2.0),
                 symptom_p95_ms=dict(type='float'),
+                symptom_text=dict(type='str'),
             )),
             formats=dict(type='list', elements='str', choices=list(report.FORMATS),
                          default=list(report.FORMATS)),

@@ -108,4 +108,12 @@ def test_jwt_key_mismatch_auto_rotates_redeploys_and_prints_no_key(sandbox, tmp_
     lines = key_lines(secret_values(sandbox))
     assert lines
     assert_clean_output(run, extra_secrets=lines)
+    # the post-incident report names the login symptom and shows the logins of each verification round
+    post = run_playbook(sandbox, tmp_path, 'e2e-auth-jwt-auto', playbook=playbook('post_incident.yml'))
+    assert post.rc == 0, post.output[-3000:]
+    report = post.report()
+    assert 'symptom: logins failing &gt;= 5 % (synthetic login and SSO start)' in report, report[:3000]
+    assert '| logins failed % |' in report
+    for text in (post.output, report):
+        assert not any(line in text for line in lines)
     heal(sandbox)

@@ -380,6 +380,29 @@ class TestChartData:
                                          {'max_error_rate_pct': 1.0, 'max_p95_ms': 500, 'symptom_error_rate_pct': 2.0})
         assert ir.thresholds_text(scenario_1) == 'SLO: error rate < 1 %, p95 < 500 ms; symptom: error rate > 2 %'
 
+    def test_a_symptom_in_words_is_named_and_drawn_on_no_chart(self, incident):
+        """Scenario 3's symptom (failing logins) is neither an error rate nor a latency."""
+        loaded = ir.load_incident(incident)
+        times = ir.compute_times(loaded['summary'], loaded['timeline'], loaded['state'])
+        limits = {'max_error_rate_pct': 1.0, 'max_p95_ms': 500, 'symptom_error_rate_pct': 5.0,
+                  'symptom_text': 'logins failing >= 5 % (synthetic login and SSO start)'}
+        data = ir.build_chart_data(loaded['summary'], times, loaded['timeline'], make_series(), limits)
+        assert [t['label'] for t in data['error_rate']['thresholds']] == ['SLO: error rate < 1 %']
+        assert [t['label'] for t in data['latency']['thresholds']] == ['SLO: p95 < 500 ms']
+        assert ir.thresholds_text(data) == ('SLO: error rate < 1 %, p95 < 500 ms; '
+                                            'symptom: logins failing >= 5 % (synthetic login and SSO start)')
+
+    def test_verification_rounds_that_signed_in_get_a_login_column(self):
+        rounds = [{'round': 1, 'at': 't1', 'health_ok': True, 'error_rate_pct': 0.0, 'requests': 3, 'p95_ms': 41.2,
+                   'login_failure_rate_pct': 0.0},
+                  {'round': 2, 'at': 't2', 'health_ok': False, 'error_rate_pct': 2.0, 'requests': 9, 'p95_ms': 40.0,
+                   'login_failure_rate_pct': 40.0}]
+        header, rows = ir.verification_table(rounds)
+        assert header[-1] == 'logins failed %'
+        assert rows == [[1, 't1', 'ok', 0.0, 3, 41.2, 0.0], [2, 't2', 'FAILING', 2.0, 9, 40.0, 40.0]]
+        header, rows = ir.verification_table([dict(r, login_failure_rate_pct=None) for r in rounds])
+        assert header == ['round', 'at', 'health', 'error rate %', 'requests', 'p95 ms'] and len(rows[0]) == 6
+
     def test_elb_errors_count_on_both_sides(self):
         series = {'requests': [{'timestamp': '2026-11-27T04:00:00Z', 'value': 90.0}],
                   'errors_5xx': [{'timestamp': '2026-11-27T04:00:00Z', 'value': 5.0}],
