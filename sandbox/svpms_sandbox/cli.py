@@ -33,6 +33,9 @@ def _common(parser, suppress):
     parser.add_argument('--redis-port', type=int, default=d(None), metavar='PORT',
                         help='the sandbox\'s own redis-server port (default: the running sandbox\'s, else %d, '
                         'else a free port)' % C.DEFAULT_REDIS_PORT)
+    parser.add_argument('--stripe-port', type=int, default=d(None), metavar='PORT',
+                        help='Stripe stand-in port (default: the running sandbox\'s, else %d, else a free port)'
+                        % C.DEFAULT_STRIPE_PORT)
     parser.add_argument('--json', action='store_true', default=d(False),
                         help='print machine-readable JSON instead of text')
 
@@ -50,10 +53,11 @@ def build_parser():
     parent = argparse.ArgumentParser(add_help=False)
     _common(parent, suppress=True)  # the global options also work after the command
     sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start redis-server, create the '
-                   'sandbox database, start the twin and the notification receiver, write connection.yml '
+                   'sandbox database, start the Stripe stand-in (register the webhook endpoint, put the Stripe '
+                   'secrets into Secrets Manager), the twin and the notification receiver, write connection.yml '
                    '(idempotent)')
-    sub.add_parser('stop', parents=[parent], help='stop the lock holder, the receiver, the twin, redis-server and '
-                   'moto_server by PID, drop the sandbox database and roles (idempotent)')
+    sub.add_parser('stop', parents=[parent], help='stop the lock holder, the receiver, the twin, the Stripe '
+                   'stand-in, redis-server and moto_server by PID, drop the sandbox database and roles (idempotent)')
     st = sub.add_parser('status', parents=[parent], help='processes, ECS service revision, twin numbers')
     st.add_argument('--window', type=float, default=C.STATUS_WINDOW, metavar='SECONDS',
                     help='twin statistics window (default %(default)gs)')
@@ -64,7 +68,9 @@ def build_parser():
                                      'sits idle in transaction holding row locks; cache_miss_storm sets the cache '
                                      'TTL parameter to 1 s and flushes the cache; the authentication faults stop '
                                      'redis-server, change the JWT signing-key secret out of band, expire the IdP '
-                                     'certificate or revoke SELECT on the users table. Faults: %s'
+                                     'certificate or revoke SELECT on the users table; the payments faults change '
+                                     'the Stripe webhook secret out of band and redeploy, or revoke the Stripe API '
+                                     'key at the stand-in (the webhook route faults are deploys). Faults: %s'
                                      % (C.FAMILY, C.FAULT_ENV, faults))
     inj.add_argument('fault', metavar='FAULT', help='one of: %s' % ', '.join(sorted(C.FAULTS)))
     inj.add_argument('--no-wait', action='store_true',
@@ -73,8 +79,9 @@ def build_parser():
                           help='undo every fault: stop the lock holder, restart redis-server on its port, restore '
                           'the cache TTL and desiredCount, point the service back at the newest ACTIVE revision '
                           'without a fault marker, grant SELECT on the users table, renew an invalid IdP '
-                          'certificate, and put a new JWT signing key plus a forced redeploy when the API does '
-                          'not sign with the AWSCURRENT key')
+                          'certificate, put a new JWT signing key plus a forced redeploy when the API does '
+                          'not sign with the AWSCURRENT key, un-revoke Stripe API keys, and restore the Stripe '
+                          'webhook secret plus a redeploy when the API verifies with a wrong one (no replay)')
     heal.add_argument('--no-wait', action='store_true',
                       help='do not wait for the twin to pick up the revision')
     sub.add_parser('redis-start', parents=[parent],
@@ -84,6 +91,9 @@ def build_parser():
     sub.add_parser('twin', parents=[parent], help='(internal) run the service twin in the foreground')
     sub.add_parser('lock-holder', parents=[parent],
                    help='(internal) hold row locks on tenant_quotas idle in transaction (lock_contention)')
+    sub.add_parser('stripe', parents=[parent],
+                   help='(internal) run the Stripe stand-in (localstripe in-process on 127.0.0.1, plus the sandbox '
+                   'extensions: webhook endpoints, signed delivery with retries, revoked keys) in the foreground')
     sub.add_parser('receiver', parents=[parent],
                    help='(internal) run the notification receiver (PagerDuty, Slack, Statuspage) in the foreground')
     return p
@@ -97,7 +107,8 @@ def _fmt_status(st):
     lines = []
     procs = st['processes']
     for key, label, where in (('moto', 'moto_server', 'endpoint'), ('twin', 'service twin', 'url'),
-                              ('receiver', 'notifications', 'url'), ('redis', 'redis-server', 'url')):
+                              ('receiver', 'notifications', 'url'), ('redis', 'redis-server', 'url'),
+                              ('stripe', 'Stripe', 'url')):
         p = procs.get(key)
         if p is None:
             continue
@@ -106,6 +117,15 @@ def _fmt_status(st):
     if rec:
         lines.append('%-13s %d recorded in %s (PagerDuty, Slack, Statuspage on the receiver)'
                      % ('', rec['notifications'], rec['notifications_file']))
+    stripe = st.get('stripe') or {}
+    if stripe.get('error'):
+        lines.append('%-13s stand-in state unreadable: %s' % ('', stripe['error']))
+    elif stripe:
+        ev = stripe['events']
+        lines.append('%-13s %s; events %d (%d delivered, %d undelivered, %d in flight); revoked keys %s' % (
+            '', ', '.join('%s %s %s' % (e['id'], e['status'], e['url']) for e in stripe['endpoints']) or 'no endpoint',
+            ev['total'], ev['delivered'], ev['undelivered'], ev['in_flight'],
+            ', '.join(k['masked'] for k in stripe['revoked_keys']) or 'none'))
     svc = st.get('service')
     if svc:
         health = ('BAD revision: fault %s' % svc['fault']) if svc['bad_revision'] else 'good revision'
@@ -163,6 +183,14 @@ def _fmt_status(st):
                 ', '.join(au.get('verification_kids') or []) or '-',
                 ('valid until %s' if cert.get('valid_now') else 'NOT VALID (not after %s)') % cert.get('not_after')
                 if cert.get('not_after') else 'unreadable (%s)' % cert.get('error')))
+    pay = st.get('payments') or {}
+    if pay:
+        api = pay['api']
+        lines.append('%-13s webhooks: %d processed, %d duplicates, rejected %s%s; payments: %d ok, %d failed%s' % (
+            'payments', pay['processed'], pay['duplicates'],
+            ', '.join('%s %d' % kv for kv in sorted(pay['rejected'].items())) or 'none',
+            '' if pay['signature_check'] else ' (SIGNATURE CHECK OFF)', api['succeeded'], api['failed'],
+            ' (last: %s %s)' % (api['last_status'], api['last_error']) if api['last_error'] else ''))
     if st.get('connection_file'):
         lines.append('%-13s %s' % ('connection', st['connection_file']))
     for err in st.get('errors', []):
@@ -178,11 +206,16 @@ def main(argv=None):
         from . import receiver
         sb = Sandbox(args.state_dir, receiver_port=args.receiver_port)
         return receiver.run(sb.receiver_port, sb.notifications_file)
+    if args.command == 'stripe':
+        from . import stripe_server
+        sb = Sandbox(args.state_dir, stripe_port=args.stripe_port)
+        return stripe_server.run(sb.state_dir, sb.stripe_port)
     if args.command == 'twin':
         from . import twin
-        sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, redis_port=args.redis_port)
+        sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, redis_port=args.redis_port,
+                     stripe_port=args.stripe_port)
         return twin.run(sb.moto_port, sb.twin_port, state_dir=sb.state_dir, redis_port=sb.redis_port,
-                        db_cfg=sb.db_info())
+                        db_cfg=sb.db_info(), stripe_port=sb.stripe_port)
     if args.command == 'lock-holder':
         from . import db
         info = db.read_db_file(os.path.abspath(args.state_dir))
@@ -270,7 +303,8 @@ def main(argv=None):
             elif not res['changed']:
                 print('nothing to heal: on %s (newest ACTIVE revision without a fault marker), no lock holder, '
                       'cache TTL %d s, desiredCount %d, redis-server up, SELECT on %s granted, IdP certificate '
-                      'valid, the API signs with the AWSCURRENT key'
+                      'valid, the API signs with the AWSCURRENT key, no revoked Stripe key, the API verifies '
+                      'webhooks with the endpoint\'s secret'
                       % (res['task_definition'], C.GOOD_CACHE_TTL, C.DESIRED_COUNT, C.USERS_TABLE))
             else:
                 for action in res['actions']:

@@ -70,6 +70,10 @@ GOOD_BEHAVIOUR = {
     'cpu': (25.0, 40.0),
     'memory': (45.0, 55.0),
     'cpu_bound': False,
+    # the Stripe webhook route (scenario 4): None or an HTTP status it answers before verifying;
+    # False = the signature check is off (anything is accepted, even unsigned)
+    'webhook_status': None,
+    'webhook_verify': True,
 }
 
 FAULTS = {
@@ -123,8 +127,31 @@ FAULTS = {
         GOOD_BEHAVIOUR, kind='database',
         description='REVOKE SELECT ON public.users FROM the API role: POST /api/v1/auth/login answers 500 '
                     'user_lookup_failed (permission denied); GRANT SELECT fixes it'),
+    # Scenario 4, Stripe payment webhook failures.
+    'webhook_secret_mismatch': dict(
+        GOOD_BEHAVIOUR, kind='secret',
+        description='out-of-band change of the Stripe webhook signing secret in Secrets Manager (a wrong whsec_ '
+                    'value is AWSCURRENT, AWSPREVIOUS keeps the right one) and a forced redeploy: the API verifies '
+                    'with the wrong secret, every delivery answers 400 invalid_signature and the events pile up '
+                    'as delivery_success=false; restoring the right secret as AWSCURRENT plus a redeploy fixes '
+                    'it (the missed events need a replay)'),
+    'webhook_endpoint_down': dict(
+        GOOD_BEHAVIOUR, kind='deploy', webhook_status=500,
+        description='bad deploy: POST /webhooks/stripe answers 500 before verifying; deliveries fail, are '
+                    'retried (~5 s, ~20 s) and given up (delivery_success=false); a rollback fixes it (the missed '
+                    'events need a replay)'),
+    'stripe_key_revoked': dict(
+        GOOD_BEHAVIOUR, kind='stripe',
+        description='the Stripe API key the API uses (AWSCURRENT of the key secret; in the sandbox also the '
+                    'connection.yml placeholder) is revoked at the Stripe stand-in: every API call answers 401 '
+                    'api_key_expired, payments fail, no new events; a new key in Secrets Manager plus a redeploy '
+                    'fixes the API'),
+    'signature_check_disabled': dict(
+        GOOD_BEHAVIOUR, kind='deploy', webhook_verify=False,
+        description='bad deploy: the webhook route no longer verifies Stripe-Signature and accepts anything, '
+                    'even unsigned or forged events (200); a rollback fixes it'),
 }
-FAULT_KINDS = ('deploy', 'database', 'config', 'process', 'secret', 'certificate')
+FAULT_KINDS = ('deploy', 'database', 'config', 'process', 'secret', 'certificate', 'stripe')
 CPU_CAP = 99.5
 
 # Twin timing
@@ -227,3 +254,31 @@ IDP_CERT_DAYS = 365
 IDP_EXPIRED_DAYS_AGO = 2             # idp_cert_expired: notAfter this many days in the past
 IDP_CERT_POLL_INTERVAL = 2.0         # the SP side re-reads the IdP certificate this often
 SAML_SUPPORT_CONTACT = 'Identity team (sandbox IdP stand-in): identity-oncall@svpms.example.com, +1-555-0100'
+
+# ---------------------------------------------------------------- payments: Stripe (scenario 4)
+# The Stripe stand-in (stripe_server.py): localstripe's aiohttp app run in-process on
+# 127.0.0.1:<stripe port>, plus SANDBOX EXTENSIONS (webhook endpoints API, signed delivery
+# with retries, delivery_success filter, pending_webhooks, revoked keys, /_sandbox/ routes).
+DEFAULT_STRIPE_PORT = 8420           # a free port when that one is busy; an explicit port must be free
+STRIPE_STORE_FILE = 'stripe_store.pickle'        # localstripe's store (never /tmp/localstripe.pickle)
+STRIPE_ENDPOINTS_FILE = 'stripe_webhook_endpoints.json'  # registered endpoints, their secrets (mode 0600)
+STRIPE_REVOKED_FILE = 'stripe_revoked_keys.json'  # revoked API keys: sha256 + last 4 characters only
+STRIPE_API_URL_PRODUCTION = 'https://api.stripe.com'
+STRIPE_API_VERSION = '2024-06-20'
+# PLACEHOLDER, not a secret: the API key the sandbox seeds into Secrets Manager and
+# connection.yml (localstripe accepts any sk_ key).
+STRIPE_API_KEY = 'sk_test_sandbox_0000000000000000000000000000'
+STRIPE_KEY_SECRET_ID = 'svpms/sandbox/api/stripe-api-key'
+STRIPE_WEBHOOK_SECRET_ID = 'svpms/sandbox/api/stripe-webhook-secret'
+STRIPE_WEBHOOK_PATH = '/webhooks/stripe'          # the twin's webhook endpoint (OUR endpoint)
+STRIPE_WEBHOOK_EVENTS = ('*',)
+STRIPE_SIGNATURE_TOLERANCE = 300     # seconds, as Stripe's libraries
+STRIPE_DELIVERY_TIMEOUT = 5.0        # seconds per delivery attempt
+STRIPE_DELIVERY_DELAY = 0.2          # the first attempt, after the creating request returned
+# Retries after a failed attempt: ~5 s, then ~20 s, then the stand-in gives up (Stripe retries for
+# up to 3 days; shortened for the sandbox). The event then stays delivery_success=false.
+STRIPE_RETRY_DELAYS = (5.0, 20.0)
+PAYMENTS_INTERVAL = 2.0              # the twin creates and confirms a PaymentIntent this often
+PAYMENTS_TIMEOUT = 5.0               # seconds, every twin -> stand-in call
+PAYMENTS_RECENT = 20                 # last event ids kept in /twin/state "payments"
+MAX_WEBHOOK_BODY = 262144            # bytes accepted in a webhook request body

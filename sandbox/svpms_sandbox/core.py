@@ -1,6 +1,7 @@
 """The Sandbox: start/stop/status/inject/heal of moto_server, the service twin, the
-notification receiver and the sandbox's own redis-server, by PID, plus the
-sandbox database on the machine's PostgreSQL (created by start, dropped by stop).
+notification receiver, the sandbox's own redis-server and the Stripe stand-in, by
+PID, plus the sandbox database on the machine's PostgreSQL (created by start,
+dropped by stop). The Stripe part lives in stripe_ops.StripeMixin.
 """
 
 import datetime
@@ -18,6 +19,7 @@ from . import db as db_mod
 from . import seed as seed_mod
 from .procs import (SandboxError, http, http_json, pid_alive, port_free, read_pid, stop_pid,
                     tail, wait_http, write_pid)
+from .stripe_ops import STRIPE_MARKER, StripeMixin
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../sandbox
 MOTO_MARKER = 'moto_server'
@@ -55,7 +57,7 @@ def _write_json(path, obj):
     os.replace(tmp, path)
 
 
-class Sandbox:
+class Sandbox(StripeMixin):
     """A local stand-in for SVPMS production: moto_server + the service twin.
 
     state_dir holds moto.pid, twin.pid, ports.json, moto.log, twin.log,
@@ -64,11 +66,12 @@ class Sandbox:
     """
 
     def __init__(self, state_dir=C.DEFAULT_STATE_DIR, moto_port=None, twin_port=None, out=None,
-                 receiver_port=None, redis_port=None):
+                 receiver_port=None, redis_port=None, stripe_port=None):
         self.state_dir = os.path.abspath(state_dir)
         # ports of a running sandbox in this state dir (ignored once it is stopped)
         recorded = self._recorded_ports() if (self.moto_running() or self.twin_running()
-                                              or self.receiver_running() or self.redis_running()) else {}
+                                              or self.receiver_running() or self.redis_running()
+                                              or self.stripe_running()) else {}
         self.moto_port = int(moto_port or recorded.get('moto_port') or C.DEFAULT_MOTO_PORT)
         self.twin_port = int(twin_port or recorded.get('twin_port') or C.DEFAULT_TWIN_PORT)
         # the notification receiver: an explicit port must be free; the default one is
@@ -78,6 +81,9 @@ class Sandbox:
         # the sandbox's own redis-server: same rule (never the machine's Redis on 6379)
         self._redis_port_explicit = bool(redis_port)
         self.redis_port = int(redis_port or recorded.get('redis_port') or C.DEFAULT_REDIS_PORT)
+        # the Stripe stand-in: same rule
+        self._stripe_port_explicit = bool(stripe_port)
+        self.stripe_port = int(stripe_port or recorded.get('stripe_port') or C.DEFAULT_STRIPE_PORT)
         self._out = out  # callable(str) for progress lines; None = silent
         self._procs = {}  # Popen objects we started in this process (reaped on stop)
 
@@ -115,7 +121,7 @@ class Sandbox:
 
     def _ports(self):
         return {'moto_port': self.moto_port, 'twin_port': self.twin_port, 'receiver_port': self.receiver_port,
-                'redis_port': self.redis_port}
+                'redis_port': self.redis_port, 'stripe_port': self.stripe_port}
 
     def _say(self, msg):
         if self._out:
@@ -219,7 +225,7 @@ class Sandbox:
         env['PYTHONUNBUFFERED'] = '1'
         argv = [sys.executable, '-m', 'svpms_sandbox', '--state-dir', self.state_dir,
                 '--moto-port', str(self.moto_port), '--twin-port', str(self.twin_port),
-                '--redis-port', str(self.redis_port), 'twin']
+                '--redis-port', str(self.redis_port), '--stripe-port', str(self.stripe_port), 'twin']
         proc = self._spawn('twin', argv, env, 'twin.log')
         url = self.twin_url + '/health'
         self._say('waiting up to %.0fs for the service twin (pid %d) to answer GET %s'
@@ -456,6 +462,15 @@ class Sandbox:
             'svpms_session_redis_host': C.HOST,
             'svpms_session_redis_port': self.redis_port,
             'svpms_redis_restart_command': self.redis_restart_command(),
+            # payments (scenario 4): the Stripe stand-in (production: https://api.stripe.com), the API key
+            # (a sandbox placeholder, not a secret; production: from a vault / STRIPE_API_KEY), the secrets the
+            # API loads at deployment, and OUR webhook endpoint
+            'svpms_stripe_api_url': self.stripe_url,
+            'svpms_stripe_api_key': C.STRIPE_API_KEY,
+            'svpms_stripe_key_secret_id': C.STRIPE_KEY_SECRET_ID,
+            'svpms_stripe_webhook_url': self.stripe_webhook_url,
+            'svpms_stripe_webhook_secret_id': C.STRIPE_WEBHOOK_SECRET_ID,
+            'svpms_stripe_livemode': False,
         }
 
     def redis_restart_command(self):
@@ -469,8 +484,8 @@ class Sandbox:
         with open(tmp, 'w') as fh:
             fh.write('# written by `python -m svpms_sandbox start`; JSON is valid YAML\n')
             fh.write('# svpms_pagerduty_routing_key, svpms_pagerduty_api_token, svpms_slack_token, '
-                     'svpms_statuspage_api_key and svpms_login_probe_password are sandbox placeholders, '
-                     'not secrets\n')
+                     'svpms_statuspage_api_key, svpms_login_probe_password and svpms_stripe_api_key are sandbox '
+                     'placeholders, not secrets\n')
             json.dump(self.connection(), fh, indent=2, sort_keys=False)
             fh.write('\n')
         os.replace(tmp, self.connection_file)
@@ -492,14 +507,19 @@ class Sandbox:
             self.receiver_port = int(recorded['receiver_port'])
         if self.redis_running() and recorded.get('redis_port'):
             self.redis_port = int(recorded['redis_port'])
+        if (self.stripe_running() or (moto_up and twin_up)) and recorded.get('stripe_port'):
+            self.stripe_port = int(recorded['stripe_port'])  # the running twin talks to that port
         if moto_up and twin_up:
             self._ensure_receiver()
             self._ensure_redis()  # the twin reconnects by itself
+            self._ensure_stripe(keep_port=bool(recorded.get('stripe_port')))
+            self._seed_stripe(fresh=False)
             with open(self.path('ports.json'), 'w') as fh:
                 json.dump(self._ports(), fh)
             self._write_connection()
             return {'already_running': True, 'moto_pid': self.moto_pid(), 'twin_pid': self.twin_pid(),
                     'receiver_pid': self.receiver_pid(), 'redis_pid': self.redis_pid(),
+                    'stripe_pid': self.stripe_pid(),
                     'database': (self.db_info() or {}).get('database') if (self.db_info() or {}).get('enabled')
                     else None, 'connection_file': self.connection_file}
         if twin_up:  # twin without moto: its moto state is gone, start over
@@ -523,8 +543,10 @@ class Sandbox:
                 for name in ('injected_at', C.CONNECTION_FILE, C.NOTIFICATIONS_FILE):
                     if os.path.exists(self.path(name)):
                         os.remove(self.path(name))
-                # leftovers of a sandbox that died here: its lock holder and its database
+                # leftovers of a sandbox that died here: its lock holder, Stripe stand-in and database
                 self._stop_one(C.LOCK_HOLDER_FILE, LOCK_HOLDER_MARKER)
+                self._stop_one('stripe', STRIPE_MARKER)
+                self._clear_stripe_files()
                 if (self.db_info() or {}).get('enabled'):
                     self._say('dropping the database left by the previous sandbox: %s' % self._drop_db()[1])
                 self._start_moto()
@@ -544,6 +566,8 @@ class Sandbox:
                 auth.new_valid_idp_cert(self.state_dir)
             if not moto_up or not (self.db_info() or {}).get('enabled'):
                 self._setup_db()  # a fresh start gets a fresh database
+            self._ensure_stripe()
+            self._seed_stripe(fresh=not moto_up)
             with open(self.path('ports.json'), 'w') as fh:
                 json.dump(self._ports(), fh)
             self._start_twin()
@@ -558,12 +582,12 @@ class Sandbox:
         self._write_connection()
         info = self.db_info() or {}
         return {'already_running': False, 'moto_pid': self.moto_pid(), 'twin_pid': self.twin_pid(),
-                'receiver_pid': self.receiver_pid(), 'redis_pid': self.redis_pid(),
+                'receiver_pid': self.receiver_pid(), 'redis_pid': self.redis_pid(), 'stripe_pid': self.stripe_pid(),
                 'database': info.get('database') if info.get('enabled') else None,
                 'database_error': info.get('error'), 'connection_file': self.connection_file}
 
     def stop(self):
-        """Stop the lock holder, receiver, twin, redis-server and moto by PID, then drop the
+        """Stop the lock holder, receiver, twin, Stripe stand-in, redis-server and moto by PID, then drop the
         sandbox database and roles; remove pid files and connection.yml. Idempotent.
 
         -> {name: (pid, result)}, result one of not running / stopped / killed; for
@@ -571,7 +595,8 @@ class Sandbox:
         """
         result = {}
         for name, marker in (('lock_holder', LOCK_HOLDER_MARKER), ('receiver', RECEIVER_MARKER),
-                             ('twin', TWIN_MARKER), ('redis', REDIS_MARKER), ('moto', MOTO_MARKER)):
+                             ('twin', TWIN_MARKER), ('stripe', STRIPE_MARKER), ('redis', REDIS_MARKER),
+                             ('moto', MOTO_MARKER)):
             result[name] = self._stop_one(name, marker)
         result['database'] = self._drop_db()
         try:  # its endpoints are gone; `start` writes a fresh one
@@ -646,6 +671,8 @@ class Sandbox:
             'jwt_key_mismatch': lambda n: self._inject_jwt_key_mismatch(n, wait),
             'idp_cert_expired': lambda n: self._inject_idp_cert_expired(n, wait),
             'user_table_denied': self._inject_user_table_denied,
+            'webhook_secret_mismatch': lambda n: self._inject_webhook_secret_mismatch(n, wait),
+            'stripe_key_revoked': lambda n: self._inject_stripe_key_revoked(n, wait),
         }
         if name in handlers:
             res = handlers[name](name)
@@ -959,7 +986,10 @@ class Sandbox:
         """Undo every fault: stop the lock holder, restart redis-server on its port, restore the cache
         TTL and desiredCount, point the service back at the newest ACTIVE revision without a fault
         marker, GRANT SELECT on the users table again, renew an invalid IdP certificate, and when the
-        twin does not sign with the AWSCURRENT key put a new key and force a new deployment."""
+        twin does not sign with the AWSCURRENT key put a new key and force a new deployment. Stripe:
+        restart a dead stand-in, un-revoke every API key, and when the API does not verify webhooks with
+        the endpoint's secret restore it as AWSCURRENT and redeploy (undelivered events stay undelivered:
+        heal restores behaviour, it does not replay)."""
         self._require_moto()
         actions = []
         pid, stopped = self._stop_one(C.LOCK_HOLDER_FILE, LOCK_HOLDER_MARKER)
@@ -989,6 +1019,7 @@ class Sandbox:
         if wait and ttl != str(C.GOOD_CACHE_TTL):
             self._wait_twin_ttl(C.GOOD_CACHE_TTL)
         self._heal_auth(actions, wait)
+        self._heal_stripe(actions, wait)
         try:
             os.remove(self.path('injected_at'))
         except FileNotFoundError:
@@ -1007,11 +1038,12 @@ class Sandbox:
     def status(self, window=C.STATUS_WINDOW):
         moto_up, twin_up = self.moto_running(), self.twin_running()
         receiver_up, redis_up = self.receiver_running(), self.redis_running()
+        stripe_up = self.stripe_running()
         info = self.db_info() or {}
         holder_pid = self.lock_holder_pid()
         st = {
             'state_dir': self.state_dir,
-            'running': moto_up and twin_up and receiver_up and redis_up,
+            'running': moto_up and twin_up and receiver_up and redis_up and stripe_up,
             'processes': {
                 'moto': {'up': moto_up, 'pid': self.moto_pid(), 'port': self.moto_port,
                          'endpoint': self.moto_endpoint, 'log': self.path('moto.log')},
@@ -1021,6 +1053,8 @@ class Sandbox:
                              'url': self.receiver_url, 'log': self.path('receiver.log'),
                              'notifications': len(self.notifications()),
                              'notifications_file': self.notifications_file},
+                'stripe': {'up': stripe_up, 'pid': self.stripe_pid(), 'port': self.stripe_port,
+                           'url': self.stripe_url, 'log': self.path('stripe.log')},
                 'redis': {'up': redis_up, 'pid': self.redis_pid(), 'port': self.redis_port,
                           'url': 'redis://%s:%d/0' % (C.HOST, self.redis_port), 'log': self.path('redis.log')},
             },
@@ -1030,6 +1064,7 @@ class Sandbox:
             'lock_holder': {'pid': holder_pid, 'running': self.lock_holder_running(),
                             'log': self.path(C.LOCK_HOLDER_FILE + '.log')},
             'desired_count': None,
+            'stripe': self.stripe_status(),
             'cache': None,
             'db': None,
             'connection_file': self.connection_file if os.path.exists(self.connection_file) else None,
@@ -1072,6 +1107,7 @@ class Sandbox:
                 st['twin'] = http_json(self.twin_url + '/twin/state?window=%g' % window, timeout=3)[1]
                 st['cache'] = st['twin'].get('cache')
                 st['db'] = st['twin'].get('db')
+                st['payments'] = st['twin'].get('payments')
             except Exception as exc:
                 st['errors'].append('twin: %s: %s' % (type(exc).__name__, exc))
         return st

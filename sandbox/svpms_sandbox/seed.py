@@ -1,5 +1,5 @@
 """Seed a fresh moto_server with the SVPMS production shape (ECS, Logs, SSM flags and cache TTL, EC2 network,
-DynamoDB lock table, the API's JWT signing-key secret)."""
+DynamoDB lock table, the API's JWT signing-key secret; the Stripe secrets by seed_stripe)."""
 
 from . import auth
 from . import aws
@@ -117,3 +117,16 @@ def seed(moto_port):
     return {'vpc_id': vpc_id, 'subnet_id': subnet_id, 'security_group_id': sg_id,
             'task_definition': current, 'jwt_secret_version': secret['VersionId'],
             'jwt_kid': auth.load_key(pem).kid}
+
+
+def seed_stripe(moto_port, webhook_secret, api_key=C.STRIPE_API_KEY):
+    """The API's Stripe secrets in Secrets Manager: the API key (the sandbox placeholder) and the signing
+    secret of the webhook endpoint registered at the Stripe stand-in. -> {secret id: version id}."""
+    secrets = aws.client('secretsmanager', moto_port)
+    out = {}
+    for secret_id, value, what in ((C.STRIPE_KEY_SECRET_ID, api_key, 'Stripe secret API key'),
+                                   (C.STRIPE_WEBHOOK_SECRET_ID, webhook_secret,
+                                    'Stripe webhook endpoint signing secret (whsec_)')):
+        out[secret_id] = secrets.create_secret(Name=secret_id, SecretString=value,
+                                               Description='svpms-api %s (sandbox)' % what)['VersionId']
+    return out

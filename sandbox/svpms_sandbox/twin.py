@@ -25,9 +25,15 @@ signing certificate (re-read from the state dir every ~2 s) is valid, else 502.
 Every auth failure is logged (awslogs format, logger svpms.auth) and counted
 under "auth" in /twin/state.
 
+Payments (scenario 4, payments.py): POST /webhooks/stripe verifies Stripe-Signature
+with the webhook secret a task loads from Secrets Manager at deployment start
+(idempotent per event id), and a payments thread creates and confirms a
+PaymentIntent at the Stripe stand-in every ~2 s with the API key loaded the
+same way; counted under "payments" in /twin/state, failures logged (svpms.payments).
+
 Threads: HTTP server (ThreadingHTTPServer), watcher (1 s; SSM TTL, verification
-keys and the IdP certificate every 2 s), traffic (~10 req/s), metrics
-publisher (5 s), log publisher (5 s). Pools are bounded (PostgreSQL
+keys and the IdP certificate every 2 s), traffic (~10 req/s), payments (2 s),
+metrics publisher (5 s), log publisher (5 s). Pools are bounded (PostgreSQL
 APP_POOL_MAX connections, Redis 24) and every PostgreSQL, Redis and HTTP call
 has a timeout.
 """
@@ -54,6 +60,7 @@ import redis
 from . import auth
 from . import aws
 from . import constants as C
+from . import payments as payments_mod
 from .procs import http, pid_alive, read_pid
 
 log = logging.getLogger('svpms_sandbox.twin')
@@ -99,7 +106,8 @@ def p95(values):
 
 
 class Twin:
-    def __init__(self, moto_port, twin_port, rps=C.TRAFFIC_RPS, state_dir=None, redis_port=None, db_cfg=None):
+    def __init__(self, moto_port, twin_port, rps=C.TRAFFIC_RPS, state_dir=None, redis_port=None, db_cfg=None,
+                 stripe_port=None):
         self.moto_port = moto_port
         self.twin_port = twin_port
         self.rps = rps
@@ -178,6 +186,10 @@ class Twin:
             ('GET', C.IDP_METADATA_PATH): ('idp_metadata', self.idp_metadata),
             ('GET', C.IDP_SSO_PATH): ('idp_sso', self.idp_sso),
         }
+        # payments (scenario 4): the Stripe webhook endpoint and the payments traffic
+        self.payments = payments_mod.Payments(self, AuthResult, stripe_port)
+        self.routes[('POST', C.STRIPE_WEBHOOK_PATH)] = ('stripe_webhook', self.payments.webhook)
+        self.route_outcome = {'stripe_webhook': self.payments_outcome}  # others: auth_outcome
         self.server = None
         self.threads = []
 
@@ -245,6 +257,8 @@ class Twin:
         # a new deployment (or revision) starts tasks that load the signing key afresh
         if (primary, name) != self.keys_loaded_for or self.signing_key is None:
             self.load_deployment_keys(primary, name)
+        # ... and the Stripe webhook secret and API key
+        self.payments.maybe_load(primary, name)
 
     def read_ttl(self):
         """Re-read the cache TTL parameter; on failure keep the last value."""
@@ -710,6 +724,24 @@ class Twin:
         log.log(logging.ERROR if res.status >= 500 else logging.WARNING, 'auth %s %s -> %d %s: %s',
                 req.method, req.path, res.status, res.error, message)
 
+    def queue_log(self, ts, line):
+        """Queue a ready-made awslogs line (published with the next log batch)."""
+        with self.lock:
+            self._log_extra.append((ts, line))
+
+    def payments_outcome(self, endpoint, req, res, latency_ms):
+        """Record a webhook answer (ALB metrics) and log its failures (awslogs, logger svpms.payments)."""
+        now = time.time()
+        self.record(Record(now, req.method, req.path, res.status, latency_ms, req.request_id, None, SIGNATURE_AUTH))
+        if res.status < 400:
+            return
+        level = 'ERROR' if res.status >= 500 else 'WARNING'
+        message = ' '.join(str(res.message or '').split())[:500]
+        self.queue_log(now, '%s %s svpms.payments request_id=%s method=%s path=%s status=%d error=%s duration_ms=%d '
+                       'Stripe webhook %s: %s' % (iso_z(now), level, req.request_id, req.method, req.path,
+                                                  res.status, res.error, latency_ms,
+                                                  'failed' if res.status >= 500 else 'rejected', message))
+
     def auth_state(self):
         with self.lock:
             key = self.signing_key
@@ -852,6 +884,7 @@ class Twin:
         holder = self.lock_holder()
         hits, misses = stats['cache_hits'], stats['cache_misses']
         auth_state = self.auth_state()
+        payments_state = self.payments.state()
         with self.lock:
             sc = dict(self.since_change)
             by_status = {k[7:]: v for k, v in self.counters.items() if k.startswith('status_')}
@@ -896,6 +929,7 @@ class Twin:
                 },
                 'lock_holder': holder,
                 'auth': auth_state,
+                'payments': payments_state,
                 'published': dict(self.published),
                 'pid': os.getpid(),
                 'started_at': iso(self.started_at),
@@ -1132,13 +1166,13 @@ class Twin:
                 if self.command != 'HEAD' and res.status != 204:
                     self.wfile.write(data)
 
-            def _read_body(self):
-                """The request body (bytes), or None when it is larger than MAX_AUTH_BODY or unreadable."""
+            def _read_body(self, limit=C.MAX_AUTH_BODY):
+                """The request body (bytes), or None when it is larger than limit or unreadable."""
                 try:
                     length = int(self.headers.get('Content-Length') or 0)
                 except ValueError:
                     return None
-                if length < 0 or length > C.MAX_AUTH_BODY:
+                if length < 0 or length > limit:
                     return None
                 try:
                     return self.rfile.read(length) if length else b''
@@ -1156,7 +1190,8 @@ class Twin:
                     return True
                 started = time.monotonic()
                 endpoint, fn = route
-                req = AuthRequest(method, path, self.headers, self._read_body() if method == 'POST' else b'',
+                limit = C.MAX_WEBHOOK_BODY if endpoint == 'stripe_webhook' else C.MAX_AUTH_BODY
+                req = AuthRequest(method, path, self.headers, self._read_body(limit) if method == 'POST' else b'',
                                   parse_qs(query), uuid.uuid4().hex)
                 try:
                     res = fn(req)
@@ -1164,7 +1199,8 @@ class Twin:
                     log.exception('%s %s failed', method, path)
                     res = AuthResult(500, {'error': 'internal_error', 'message': type(exc).__name__},
                                      'internal_error', type(exc).__name__)
-                twin.auth_outcome(endpoint, req, res, (time.monotonic() - started) * 1000.0)
+                outcome = twin.route_outcome.get(endpoint, twin.auth_outcome)
+                outcome(endpoint, req, res, (time.monotonic() - started) * 1000.0)
                 self._send_auth(res, req.request_id)
                 return True
 
@@ -1262,6 +1298,7 @@ class Twin:
         self.prewarm()  # a fresh sandbox is healthy from the first request
         for target, name in ((self._watch, 'watcher'),
                              (self._traffic, 'traffic'),
+                             (self.payments.run, 'payments'),
                              (lambda: self._publisher(self.publish_metrics, 'metrics'), 'metrics'),
                              (lambda: self._publisher(self.publish_logs, 'logs'), 'logs')):
             t = threading.Thread(target=target, name=name, daemon=True)
@@ -1289,12 +1326,13 @@ class Twin:
             threading.Thread(target=self.server.shutdown, daemon=True).start()
 
 
-def run(moto_port, twin_port, state_dir=None, redis_port=None, db_cfg=None):
+def run(moto_port, twin_port, state_dir=None, redis_port=None, db_cfg=None, stripe_port=None):
     """Foreground entry point for `python -m svpms_sandbox twin`."""
     logging.basicConfig(level=logging.INFO,
                         format='%(asctime)s %(levelname)s %(threadName)s %(message)s')
     logging.getLogger('botocore').setLevel(logging.WARNING)
-    twin = Twin(moto_port, twin_port, state_dir=state_dir, redis_port=redis_port, db_cfg=db_cfg)
+    twin = Twin(moto_port, twin_port, state_dir=state_dir, redis_port=redis_port, db_cfg=db_cfg,
+                stripe_port=stripe_port)
     try:
         twin.bind()
     except OSError as exc:

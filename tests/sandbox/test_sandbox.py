@@ -48,6 +48,11 @@ CONNECTION_KEYS |= {
     'svpms_saml_support_contact', 'svpms_users_table', 'svpms_db_app_user', 'svpms_session_redis_host',
     'svpms_session_redis_port', 'svpms_redis_restart_command',
 }
+# the Stripe stand-in, the API's Stripe secrets and OUR webhook endpoint (scenario 4)
+CONNECTION_KEYS |= {
+    'svpms_stripe_api_url', 'svpms_stripe_api_key', 'svpms_stripe_key_secret_id', 'svpms_stripe_webhook_url',
+    'svpms_stripe_webhook_secret_id', 'svpms_stripe_livemode',
+}
 ALB_DIMS = [{'Name': 'LoadBalancer', 'Value': C.ALB_LOAD_BALANCER},
             {'Name': 'TargetGroup', 'Value': C.ALB_TARGET_GROUP}]
 

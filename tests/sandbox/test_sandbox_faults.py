@@ -132,11 +132,14 @@ def test_unknown_fault_lists_all_faults(box):
     with pytest.raises(UsageError) as exc:
         box.inject('high_latency')
     assert ('allowed: cache_miss_storm, high_error_rate, idp_cert_expired, jwt_key_mismatch, lock_contention, '
-            'redis_down, slow_deploy, user_table_denied') in str(exc.value)
+            'redis_down, signature_check_disabled, slow_deploy, stripe_key_revoked, user_table_denied, '
+            'webhook_endpoint_down, webhook_secret_mismatch') in str(exc.value)
     assert {n: f['kind'] for n, f in C.FAULTS.items()} == {
         'high_error_rate': 'deploy', 'slow_deploy': 'deploy', 'lock_contention': 'database',
         'cache_miss_storm': 'config', 'redis_down': 'process', 'jwt_key_mismatch': 'secret',
-        'idp_cert_expired': 'certificate', 'user_table_denied': 'database'}
+        'idp_cert_expired': 'certificate', 'user_table_denied': 'database',
+        'webhook_secret_mismatch': 'secret', 'webhook_endpoint_down': 'deploy', 'stripe_key_revoked': 'stripe',
+        'signature_check_disabled': 'deploy'}
 
 
 def test_lock_contention_then_terminating_the_holder_recovers(box):
