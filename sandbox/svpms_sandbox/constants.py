@@ -265,9 +265,13 @@ STRIPE_ENDPOINTS_FILE = 'stripe_webhook_endpoints.json'  # registered endpoints,
 STRIPE_REVOKED_FILE = 'stripe_revoked_keys.json'  # revoked API keys: sha256 + last 4 characters only
 STRIPE_API_URL_PRODUCTION = 'https://api.stripe.com'
 STRIPE_API_VERSION = '2024-06-20'
-# PLACEHOLDER, not a secret: the API key the sandbox seeds into Secrets Manager and
-# connection.yml (localstripe accepts any sk_ key).
+# PLACEHOLDERS, not secrets (localstripe accepts any sk_ key): the API key the
+# service uses (seeded into Secrets Manager; `stripe_key_revoked` revokes it) and
+# the on-call operator's own key in connection.yml, a different one, as in
+# production (a restricted read key there), so the runbook can still read
+# Stripe when the service's key is revoked.
 STRIPE_API_KEY = 'sk_test_sandbox_0000000000000000000000000000'
+STRIPE_OPERATOR_KEY = 'sk_test_sandbox_operator_00000000000000000000'
 STRIPE_KEY_SECRET_ID = 'svpms/sandbox/api/stripe-api-key'
 STRIPE_WEBHOOK_SECRET_ID = 'svpms/sandbox/api/stripe-webhook-secret'
 STRIPE_WEBHOOK_PATH = '/webhooks/stripe'          # the twin's webhook endpoint (OUR endpoint)

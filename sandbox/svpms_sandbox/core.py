@@ -462,11 +462,11 @@ class Sandbox(StripeMixin):
             'svpms_session_redis_host': C.HOST,
             'svpms_session_redis_port': self.redis_port,
             'svpms_redis_restart_command': self.redis_restart_command(),
-            # payments (scenario 4): the Stripe stand-in (production: https://api.stripe.com), the API key
-            # (a sandbox placeholder, not a secret; production: from a vault / STRIPE_API_KEY), the secrets the
-            # API loads at deployment, and OUR webhook endpoint
+            # payments (scenario 4): the Stripe stand-in (production: https://api.stripe.com), the operator's
+            # API key (a sandbox placeholder, not a secret, and not the service's key; production: from a vault /
+            # STRIPE_API_KEY), the secrets the API loads at deployment, and OUR webhook endpoint
             'svpms_stripe_api_url': self.stripe_url,
-            'svpms_stripe_api_key': C.STRIPE_API_KEY,
+            'svpms_stripe_api_key': C.STRIPE_OPERATOR_KEY,
             'svpms_stripe_key_secret_id': C.STRIPE_KEY_SECRET_ID,
             'svpms_stripe_webhook_url': self.stripe_webhook_url,
             'svpms_stripe_webhook_secret_id': C.STRIPE_WEBHOOK_SECRET_ID,

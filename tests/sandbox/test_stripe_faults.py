@@ -76,11 +76,11 @@ def test_healthy_payments_are_delivered_and_processed(box):
     with open(box.connection_file) as fh:
         conn = yaml.safe_load(fh)
     assert {k: v for k, v in conn.items() if k.startswith('svpms_stripe_')} == {
-        'svpms_stripe_api_url': box.stripe_url, 'svpms_stripe_api_key': C.STRIPE_API_KEY,
+        'svpms_stripe_api_url': box.stripe_url, 'svpms_stripe_api_key': C.STRIPE_OPERATOR_KEY,
         'svpms_stripe_key_secret_id': 'svpms/sandbox/api/stripe-api-key',
         'svpms_stripe_webhook_url': box.twin_url + '/webhooks/stripe',
         'svpms_stripe_webhook_secret_id': 'svpms/sandbox/api/stripe-webhook-secret', 'svpms_stripe_livemode': False}
-    assert secret_value(box, C.STRIPE_KEY_SECRET_ID) == C.STRIPE_API_KEY
+    assert secret_value(box, C.STRIPE_KEY_SECRET_ID) == C.STRIPE_API_KEY != C.STRIPE_OPERATOR_KEY
     assert secret_value(box, C.STRIPE_WEBHOOK_SECRET_ID) == right_secret(box)
     assert right_secret(box).startswith('whsec_sandbox')
     [ours] = client.endpoints()
