@@ -686,6 +686,23 @@ def check_params(params):
     return errors
 
 
+def check_window_hours(window_hours):
+    """The message for an invalid ``window_hours`` option (hours back to look for undelivered events), or None."""
+    if window_hours is None or not 1 <= window_hours <= MAX_WINDOW_HOURS:
+        return ('window_hours must be 1 to %d (Stripe keeps the delivery state of events for 30 days), got %s'
+                % (MAX_WINDOW_HOURS, window_hours))
+    return None
+
+
+def list_failed_events(client, since, max_items, before=None):
+    """The events created from ``since`` (and before ``before``) that Stripe failed to deliver to at least one
+    endpoint (``GET /v1/events?delivery_success=false``), a StripeList (``truncated`` past ``max_items``)."""
+    created = {'gte': int(since)}
+    if before is not None:
+        created['lt'] = int(before)
+    return client.list_all('/v1/events', {'delivery_success': False, 'created': created}, max_items=max_items)
+
+
 def client_from_params(params, **kwargs):
     return StripeClient(params['api_key'], api_url=params['api_url'], timeout=params['timeout'],
                         validate_certs=params['validate_certs'], **kwargs)

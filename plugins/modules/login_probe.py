@@ -317,11 +317,11 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from urllib.error import HTTPError  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback  # noqa: E402
 
 from ansible_collections.svpms.incident_response.plugins.module_utils import http_probe, slo  # noqa: E402
+from ansible_collections.svpms.incident_response.plugins.module_utils import webhook_delivery  # noqa: E402
 
 USER_AGENT = 'svpms-incident-response-login-probe/1.0'
 MAX_BODY_BYTES = 256 * 1024
@@ -340,8 +340,8 @@ ERROR_RE = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
 B64URL_RE = re.compile(r'^[A-Za-z0-9_-]+={0,2}$')
 KID_RE = re.compile(r'^[\x21-\x7e]{1,128}$')
 
-KIND_HTTP = 'http'
-KIND_TIMEOUT = 'timeout'
+KIND_HTTP = webhook_delivery.KIND_HTTP        # 'http'
+KIND_TIMEOUT = webhook_delivery.KIND_TIMEOUT  # 'timeout'
 KIND_REFUSED = 'connection_refused'
 KIND_DNS = 'dns_error'
 KIND_CONNECTION = 'connection_error'
@@ -370,15 +370,7 @@ def leaks(text, secrets):
     return False
 
 
-def json_object(body):
-    """The JSON object a body holds (bytes or str), or None for anything else."""
-    if not body:
-        return None
-    try:
-        doc = json.loads(body.decode('utf-8') if isinstance(body, bytes) else body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return doc if isinstance(doc, dict) else None
+json_object = webhook_delivery.json_object  # the JSON object a body holds, or None
 
 
 def error_code(body, secrets=()):
@@ -566,17 +558,13 @@ def _network_kind(exc):
     return KIND_CONNECTION
 
 
-class _Late(Exception):
-    """The answer was not complete by the deadline."""
-
-
 def _read_body(response, deadline, clock):
-    """(body, too_large): at most MAX_BODY_BYTES are read; raises _Late at the deadline."""
+    """(body, too_large): at most MAX_BODY_BYTES are read; raises webhook_delivery.Late at the deadline."""
     chunks = []
     size = 0
     while True:
         if clock() > deadline:
-            raise _Late()
+            raise webhook_delivery.Late()
         chunk = response.read(CHUNK_BYTES)
         if not chunk:
             return b''.join(chunks), False
@@ -588,36 +576,10 @@ def _read_body(response, deadline, clock):
 
 def _request(opener, url, method, headers, data, timeout, clock):
     """One request; ``{kind, status, latency_ms, body, too_large}``. Never raises, keeps no error text."""
-    started = clock()
-    deadline = started + timeout
-
-    def elapsed_ms():
-        return round((clock() - started) * 1000.0, 3)
-
-    try:
-        try:
-            response = opener(url, method=method, headers=headers, data=data, timeout=timeout,
-                              follow_redirects='none', http_agent=USER_AGENT, use_netrc=False, force=True)
-        except HTTPError as exc:
-            response = exc  # an error answer (4xx, 5xx, or a 3xx not followed): its body may hold an error string
-        try:
-            status = int(response.getcode())
-            if isinstance(response, HTTPError) and getattr(response, 'fp', None) is None:
-                body, too_large = b'', False
-            else:
-                body, too_large = _read_body(response, deadline, clock)
-        finally:
-            try:
-                response.close()
-            except Exception:  # pragma: no cover - closing is best effort
-                pass
-        if clock() > deadline:
-            return _outcome(KIND_TIMEOUT, latency_ms=elapsed_ms())
-        return _outcome(KIND_HTTP, status=status, latency_ms=elapsed_ms(), body=body, too_large=too_large)
-    except _Late:
-        return _outcome(KIND_TIMEOUT, latency_ms=elapsed_ms())
-    except Exception as exc:  # never let one odd failure crash the probe; its text is never kept
-        return _outcome(_network_kind(exc), latency_ms=elapsed_ms())
+    raw = webhook_delivery.request(opener, url, headers, data, timeout, USER_AGENT, method=method, read=_read_body,
+                                   classify_error=_network_kind, clock=clock)
+    body, too_large = raw['body'] if raw['kind'] == KIND_HTTP else (None, False)
+    return _outcome(raw['kind'], status=raw['status'], latency_ms=raw['latency_ms'], body=body, too_large=too_large)
 
 
 def send(opener, url, method, headers, data, timeout, clock=time.monotonic):
@@ -626,23 +588,11 @@ def send(opener, url, method, headers, data, timeout, clock=time.monotonic):
     open_url's timeout applies to connecting and to each socket read, so a server that
     trickles its answer could hold a request for longer; the request runs in a daemon
     thread and is given up (counted as a timeout) once ``timeout`` has passed.
-    Returns ``{kind, status, latency_ms, body}``.
+    Returns ``{kind, status, latency_ms, body, too_large}``.
     """
-    box = {}
-    done = threading.Event()
-    started = clock()
-
-    def work():
-        try:
-            box['outcome'] = _request(opener, url, method, headers, data, timeout, clock)
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=work, name='login-probe-request', daemon=True)
-    worker.start()
-    if not done.wait(timeout) or 'outcome' not in box:
-        return _outcome(KIND_TIMEOUT, latency_ms=round((clock() - started) * 1000.0, 3))
-    return box['outcome']
+    return webhook_delivery.call_with_deadline(
+        lambda: _request(opener, url, method, headers, data, timeout, clock), timeout,
+        lambda elapsed_ms: _outcome(KIND_TIMEOUT, latency_ms=elapsed_ms), 'login-probe-request', clock)
 
 
 def run_attempt(number, config, opener, secrets_seen):

@@ -306,15 +306,12 @@ STOP_KINDS = frozenset([stripe_api.KIND_INVALID_KEY, stripe_api.KIND_UNREACHABLE
 def read_failed_events(client, now, window_hours, max_events):
     """Undelivered events of the window; when truncated, also the 60-72 h band Stripe is about to give up on."""
     since = int(now - window_hours * 3600)
-    events = client.list_all('/v1/events', {'delivery_success': False, 'created': {'gte': since}},
-                             max_items=max_events)
+    events = stripe_api.list_failed_events(client, since, max_events)
     truncated = events.truncated
     band_from = int(now - stripe_api.STRIPE_RETRY_HOURS * 3600)
     band_to = int(now - (stripe_api.STRIPE_RETRY_HOURS - stripe_api.EXPIRY_WARNING_HOURS) * 3600)
     if truncated and since < band_to:
-        band = client.list_all('/v1/events', {'delivery_success': False,
-                                              'created': {'gte': max(since, band_from), 'lt': band_to}},
-                               max_items=max_events)
+        band = stripe_api.list_failed_events(client, max(since, band_from), max_events, before=band_to)
         known = set(e.get('id') for e in events if isinstance(e, dict))
         events.extend(e for e in band if isinstance(e, dict) and e.get('id') not in known)
     return list(events), truncated
@@ -337,9 +334,9 @@ def main():
         error = validate_url(endpoint_url)
         if error:
             errors.append(error.replace('url ', 'endpoint_url ', 1))
-    if not 1 <= params['window_hours'] <= stripe_api.MAX_WINDOW_HOURS:
-        errors.append('window_hours must be 1 to %d (Stripe keeps the delivery state of events for 30 days), got %s'
-                      % (stripe_api.MAX_WINDOW_HOURS, params['window_hours']))
+    error = stripe_api.check_window_hours(params['window_hours'])
+    if error:
+        errors.append(error)
     if not 1 <= params['max_events'] <= MAX_EVENTS_LIMIT:
         errors.append('max_events must be 1 to %d, got %s' % (MAX_EVENTS_LIMIT, params['max_events']))
     if errors:

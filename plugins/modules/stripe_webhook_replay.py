@@ -414,17 +414,12 @@ import math  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
-from urllib.error import HTTPError  # noqa: E402
 
-from ansible_collections.svpms.incident_response.plugins.module_utils.aws import (  # noqa: E402
-    AWSError,
-    AWSModule,
-)
+from ansible_collections.svpms.incident_response.plugins.module_utils.aws import AWSModule  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils import http_probe  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils import stripe_api  # noqa: E402
-from ansible_collections.svpms.incident_response.plugins.module_utils import stripe_signature  # noqa: E402
+from ansible_collections.svpms.incident_response.plugins.module_utils import webhook_delivery  # noqa: E402
 
 MAX_TIMEOUT = 60.0
 MAX_RATE = 50.0
@@ -436,87 +431,13 @@ STATE_MODE = 0o640
 STATE_FORMAT = 'svpms.incident_response.stripe_webhook_replay/1'
 STATE_KEEP_SECONDS = 31 * 86400
 MAX_STATE_BYTES = 16 * 1024 * 1024
-MAX_BODY_BYTES = 64 * 1024
-CHUNK_BYTES = 16 * 1024
-MIN_MASK = 8
-MASK = '********'
 USER_AGENT = ('Stripe/1.0 (+https://stripe.com/docs/webhooks; replayed by '
               'svpms.incident_response.stripe_webhook_replay)')
 EVENT_ID_RE = re.compile(r'^evt_[A-Za-z0-9_]{1,250}$')
-ERROR_RE = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
 NO_LOG_PARAMS = ('api_key', 'access_key', 'secret_key', 'session_token')
 NETWORK_KINDS = ('unreachable', 'timeout', 'tls')
 
-
-# --------------------------------------------------------------------------- secrets (as webhook_probe)
-
-def leaks(text, sensitive):
-    """True when ``text`` holds a sensitive value, or is a piece (8 characters or more) of one."""
-    if not text:
-        return False
-    for value in sensitive:
-        if value and (value in text or (len(text) >= MIN_MASK and text in value)):
-            return True
-    return False
-
-
-def scrub(value, sensitive):
-    """``value`` (str, list, dict, nested) with every sensitive string replaced by a mask."""
-    if isinstance(value, str):
-        for secret in sorted((s for s in sensitive if s), key=len, reverse=True):
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, list):
-        return [scrub(v, sensitive) for v in value]
-    if isinstance(value, dict):
-        return dict((k, scrub(v, sensitive)) for k, v in value.items())
-    return value
-
-
-def signing_secret(secret_string):
-    """The signing secret held by a Secrets Manager value (a plain ``whsec_...`` or JSON ``secret``/``signing_secret``).
-
-    Raises ValueError with a message that never holds the value.
-    """
-    if not isinstance(secret_string, str) or not secret_string.strip():
-        raise ValueError('the secret value is empty')
-    text = secret_string.strip()
-    if text.startswith('{'):
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            raise ValueError('the secret value starts with { but is not valid JSON')
-        if not isinstance(doc, dict):
-            raise ValueError('the secret value is JSON but not an object')
-        for field in ('secret', 'signing_secret'):
-            value = doc.get(field)
-            if isinstance(value, str) and value.strip():
-                text = value.strip()
-                break
-        else:
-            raise ValueError('the secret value is a JSON object without a non-empty string in "secret" or '
-                             '"signing_secret"')
-    if any(ch.isspace() for ch in text):
-        raise ValueError('the signing secret holds whitespace; a Stripe signing secret is one token (whsec_...)')
-    return text
-
-
-def error_code(body, sensitive=()):
-    """The short ``error`` string of a JSON object body (or ``error.code`` / ``error.type``), or None."""
-    if not body:
-        return None
-    try:
-        doc = json.loads(body.decode('utf-8') if isinstance(body, bytes) else body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    code = doc.get('error')
-    if isinstance(code, dict):
-        code = code.get('code') or code.get('type')
-    if not isinstance(code, str) or not ERROR_RE.match(code) or leaks(code, sensitive):
-        return None
-    return code
+error_code = webhook_delivery.error_code  # the short error string of an answer
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -540,10 +461,9 @@ def validate(params):
                 errors.append(problem.replace(url.strip(), http_probe.redact_url(url.strip())))
     if not (params.get('secret_id') or '').strip():
         errors.append('secret_id must be a non-empty secret name or ARN')
-    window = params.get('window_hours')
-    if window is None or not 1 <= window <= stripe_api.MAX_WINDOW_HOURS:
-        errors.append('window_hours must be 1 to %d (Stripe keeps the delivery state of events for 30 days), got %s'
-                      % (stripe_api.MAX_WINDOW_HOURS, window))
+    error = stripe_api.check_window_hours(params.get('window_hours'))
+    if error:
+        errors.append(error)
     if params.get('max_events') is None or not 1 <= params['max_events'] <= MAX_EVENTS:
         errors.append('max_events must be 1 to %d, got %s' % (MAX_EVENTS, params.get('max_events')))
     rate = params.get('rate_per_second')
@@ -617,18 +537,7 @@ def plan(events, acknowledged, max_events):
 
 def classify(raw):
     """The ``outcome`` word of one delivery."""
-    if raw['kind'] != 'http':
-        return raw['kind']
-    status = raw['status']
-    if 200 <= status <= 299:
-        return 'acknowledged'
-    if 400 <= status <= 499:
-        return 'rejected'
-    if 300 <= status <= 399:
-        return 'redirect'
-    if 500 <= status <= 599:
-        return 'server_error'
-    return 'unexpected'
+    return webhook_delivery.classify(raw, 'acknowledged')
 
 
 def payload_of(event):
@@ -636,13 +545,7 @@ def payload_of(event):
     return json.dumps(event, indent=2, ensure_ascii=False).encode('utf-8')
 
 
-def delivery_headers(payload, secret, timestamp):
-    return {
-        'Content-Type': 'application/json; charset=utf-8',
-        'Accept': '*/*; q=0.5, application/json',
-        'Cache-Control': 'no-cache',
-        stripe_signature.HEADER_NAME: stripe_signature.sign(payload, secret, int(timestamp)),
-    }
+delivery_headers = webhook_delivery.signed_headers  # (payload, secret, timestamp): signed as Stripe signs
 
 
 def outcome_problems(replayed, url, secret_id):
@@ -773,89 +676,11 @@ def save_state(path, doc, now):
                 pass
 
 
-# --------------------------------------------------------------------------- deliveries (as webhook_probe)
+# --------------------------------------------------------------------------- deliveries
 
-def _outcome(kind, status=None, latency_ms=None, body=None):
-    return dict(kind=kind, status=status, latency_ms=latency_ms, body=body)
-
-
-def _network_kind(exc):
-    if http_probe.is_timeout(exc):
-        return 'timeout'
-    if http_probe.is_tls(exc):
-        return 'tls'
-    return 'unreachable'
-
-
-class _Late(Exception):
-    """The answer was not complete by the deadline."""
-
-
-def _read_body(response, deadline, clock):
-    chunks = []
-    size = 0
-    while size < MAX_BODY_BYTES:
-        if clock() > deadline:
-            raise _Late()
-        chunk = response.read(CHUNK_BYTES)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b''.join(chunks)
-
-
-def _request(opener, url, headers, data, timeout, clock):
-    """One POST; ``{kind, status, latency_ms, body}``. Never raises, keeps no error text."""
-    started = clock()
-    deadline = started + timeout
-
-    def elapsed_ms():
-        return round((clock() - started) * 1000.0, 3)
-
-    try:
-        try:
-            response = opener(url, method='POST', headers=headers, data=data, timeout=timeout,
-                              follow_redirects='none', http_agent=USER_AGENT, use_netrc=False, force=True)
-        except HTTPError as exc:
-            response = exc  # 4xx, 5xx, or a 3xx not followed
-        try:
-            status = int(response.getcode())
-            if isinstance(response, HTTPError) and getattr(response, 'fp', None) is None:
-                body = b''
-            else:
-                body = _read_body(response, deadline, clock)
-        finally:
-            try:
-                response.close()
-            except Exception:  # pragma: no cover - closing is best effort
-                pass
-        if clock() > deadline:
-            return _outcome('timeout', latency_ms=elapsed_ms())
-        return _outcome('http', status=status, latency_ms=elapsed_ms(), body=body)
-    except _Late:
-        return _outcome('timeout', latency_ms=elapsed_ms())
-    except Exception as exc:  # never let one odd failure crash the run; its text is never kept
-        return _outcome(_network_kind(exc), latency_ms=elapsed_ms())
-
-
-def send(opener, url, headers, data, timeout, clock=time.monotonic):
+def send(opener, url, headers, data, timeout):
     """One delivery, hard-bounded by ``timeout`` (a request still running then is given up as a timeout)."""
-    box = {}
-    done = threading.Event()
-    started = clock()
-
-    def work():
-        try:
-            box['outcome'] = _request(opener, url, headers, data, timeout, clock)
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=work, name='stripe-webhook-replay', daemon=True)
-    worker.start()
-    if not done.wait(timeout) or 'outcome' not in box:
-        return _outcome('timeout', latency_ms=round((clock() - started) * 1000.0, 3))
-    return box['outcome']
+    return webhook_delivery.send(opener, url, headers, data, timeout, USER_AGENT, name='stripe-webhook-replay')
 
 
 class Pacer(object):
@@ -878,13 +703,7 @@ class Pacer(object):
 # --------------------------------------------------------------------------- module
 
 def invocation(params):
-    masked = dict(params)
-    for name in NO_LOG_PARAMS:
-        if masked.get(name):
-            masked[name] = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
-    if isinstance(masked.get('url'), str):
-        masked['url'] = http_probe.redact_url(masked['url'])
-    return dict(module_args=masked)
+    return webhook_delivery.invocation(params, NO_LOG_PARAMS)
 
 
 class Run(object):
@@ -899,13 +718,11 @@ class Run(object):
                            error_source=None, invocation=invocation(self.params))
 
     def remember(self, value):
-        if isinstance(value, str) and value.strip():
-            self.sensitive.append(value)
-            if len(value) >= MIN_MASK:
-                self.module.module.no_log_values.add(value)
+        webhook_delivery.remember(self.module.module, self.sensitive, value)
 
     def clean(self, data):
-        return scrub(stripe_api.redact_data(data, self.key), self.sensitive + ([self.key] if self.key else []))
+        return webhook_delivery.scrub(stripe_api.redact_data(data, self.key),
+                                      self.sensitive + ([self.key] if self.key else []))
 
     def fail(self, msg, kind, source, **extra):
         self.result.update(extra)
@@ -917,30 +734,13 @@ class Run(object):
 
 
 def read_secret(run, secret_id):
-    sm = run.module.client('secretsmanager')
     try:
-        resp = sm.call('get_secret_value', SecretId=secret_id)
-    except AWSError as err:
-        what = {'not_found': 'does not exist in this account/region (check the name and region)',
-                'access_denied': 'could not be read: access denied (allow secretsmanager:GetSecretValue and '
-                                 'kms:Decrypt for the caller)',
-                'unreachable': 'could not be read: Secrets Manager is unreachable'}.get(err.kind, 'could not be read')
-        run.fail('The webhook signing secret %s %s; nothing was replayed. %s' % (secret_id, what, err.describe()),
-                 err.kind, 'secrets_manager', aws_action=err.action, error_code=err.code)
-    raw_string = resp.get('SecretString')
-    if raw_string is None and resp.get('SecretBinary') is not None:
-        try:
-            raw_string = bytes(resp['SecretBinary']).decode('utf-8')
-        except (UnicodeDecodeError, TypeError):
-            raw_string = None
-    run.remember(raw_string)
-    try:
-        secret = signing_secret(raw_string)
-    except ValueError as exc:
-        run.fail('The webhook signing secret %s is unusable: %s; nothing was replayed.' % (secret_id, exc),
-                 'invalid_secret', 'secrets_manager')
-    run.remember(secret)
-    return secret
+        return webhook_delivery.read_signing_secret(run.module.client('secretsmanager'), secret_id, run.remember)
+    except webhook_delivery.SigningSecretError as err:
+        extra = {}
+        if err.aws_error is not None:
+            extra = dict(aws_action=err.aws_error.action, error_code=err.aws_error.code)
+        run.fail(err.message(secret_id, 'nothing was replayed'), err.kind, 'secrets_manager', **extra)
 
 
 def main():
@@ -1035,8 +835,7 @@ def main():
     else:
         since = int(now - params['window_hours'] * 3600)
         try:
-            listed = client.list_all('/v1/events', {'delivery_success': False, 'created': {'gte': since}},
-                                     max_items=LIST_CAP)
+            listed = stripe_api.list_failed_events(client, since, LIST_CAP)
         except stripe_api.StripeError as err:
             stripe_fail(err, 'listing undelivered events (GET /v1/events?delivery_success=false)')
         truncated = bool(listed.truncated)

@@ -242,26 +242,18 @@ msg:
 import json  # noqa: E402
 import re  # noqa: E402
 import secrets  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
-from urllib.error import HTTPError  # noqa: E402
 
-from ansible_collections.svpms.incident_response.plugins.module_utils.aws import (  # noqa: E402
-    AWSError,
-    AWSModule,
-)
+from ansible_collections.svpms.incident_response.plugins.module_utils.aws import AWSModule  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils import http_probe  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils import stripe_signature  # noqa: E402
+from ansible_collections.svpms.incident_response.plugins.module_utils import webhook_delivery  # noqa: E402
+from ansible_collections.svpms.incident_response.plugins.module_utils.webhook_delivery import scrub  # noqa: E402
 
 MAX_TIMEOUT = 60.0
 MIN_STALE_SECONDS = stripe_signature.DEFAULT_TOLERANCE + 1
-MAX_BODY_BYTES = 64 * 1024
-CHUNK_BYTES = 16 * 1024
-MIN_MASK = 8
-MASK = '********'
 USER_AGENT = 'svpms-incident-response-webhook-probe/1.0'
 EVENT_TYPE_RE = re.compile(r'^[A-Za-z0-9_.-]{1,100}$')
-ERROR_RE = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
 NO_LOG_PARAMS = ('access_key', 'secret_key', 'session_token')
 
 CHECK_ORDER = ('bad_signature', 'stale_timestamp', 'valid')
@@ -277,91 +269,9 @@ SECURITY_DESCRIPTION = 'Data breach or security compromise'
 
 # --------------------------------------------------------------------------- pure helpers
 
-def leaks(text, sensitive):
-    """True when ``text`` holds a sensitive value, or is a piece (8 characters or more) of one."""
-    if not text:
-        return False
-    for value in sensitive:
-        if value and (value in text or (len(text) >= MIN_MASK and text in value)):
-            return True
-    return False
-
-
-def scrub(value, sensitive):
-    """``value`` (str, list, dict, nested) with every sensitive string replaced by a mask."""
-    if isinstance(value, str):
-        for secret in sorted((s for s in sensitive if s), key=len, reverse=True):
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, list):
-        return [scrub(v, sensitive) for v in value]
-    if isinstance(value, dict):
-        return dict((k, scrub(v, sensitive)) for k, v in value.items())
-    return value
-
-
-def signing_secret(secret_string):
-    """The signing secret held by a Secrets Manager value (str).
-
-    A plain string (``whsec_...``) or a JSON object with the secret in
-    ``secret`` or ``signing_secret``. Raises ValueError with a message that
-    never holds the value.
-    """
-    if not isinstance(secret_string, str) or not secret_string.strip():
-        raise ValueError('the secret value is empty')
-    text = secret_string.strip()
-    if text.startswith('{'):
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            raise ValueError('the secret value starts with { but is not valid JSON')
-        if not isinstance(doc, dict):
-            raise ValueError('the secret value is JSON but not an object')
-        for field in ('secret', 'signing_secret'):
-            value = doc.get(field)
-            if isinstance(value, str) and value.strip():
-                text = value.strip()
-                break
-        else:
-            raise ValueError('the secret value is a JSON object without a non-empty string in "secret" or '
-                             '"signing_secret"')
-    if any(ch.isspace() for ch in text):
-        raise ValueError('the signing secret holds whitespace; a Stripe signing secret is one token (whsec_...)')
-    return text
-
-
-def error_code(body, sensitive=()):
-    """The short ``error`` string of a JSON object body (or ``error.code`` / ``error.type``), or None."""
-    if not body:
-        return None
-    try:
-        doc = json.loads(body.decode('utf-8') if isinstance(body, bytes) else body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    code = doc.get('error')
-    if isinstance(code, dict):
-        code = code.get('code') or code.get('type')
-    if not isinstance(code, str) or not ERROR_RE.match(code) or leaks(code, sensitive):
-        return None
-    return code
-
-
 def classify(outcome):
     """The ``outcome`` word of one request result."""
-    if outcome['kind'] != 'http':
-        return outcome['kind']
-    status = outcome['status']
-    if 200 <= status <= 299:
-        return 'accepted'
-    if 400 <= status <= 499:
-        return 'rejected'
-    if 300 <= status <= 399:
-        return 'redirect'
-    if 500 <= status <= 599:
-        return 'server_error'
-    return 'unexpected'
+    return webhook_delivery.classify(outcome, 'accepted')
 
 
 def build_event(event_type, now, rand_hex):
@@ -488,94 +398,9 @@ def evaluate(checks, url, secret_id, stale_seconds, slow_ms):
 
 # --------------------------------------------------------------------------- requests
 
-def _outcome(kind, status=None, latency_ms=None, body=None):
-    return dict(kind=kind, status=status, latency_ms=latency_ms, body=body)
-
-
-def _network_kind(exc):
-    """timeout / tls / unreachable, without keeping the error text."""
-    if http_probe.is_timeout(exc):
-        return 'timeout'
-    if http_probe.is_tls(exc):
-        return 'tls'
-    return 'unreachable'
-
-
-class _Late(Exception):
-    """The answer was not complete by the deadline."""
-
-
-def _read_body(response, deadline, clock):
-    """At most MAX_BODY_BYTES of the body (the rest is not read); raises _Late at the deadline."""
-    chunks = []
-    size = 0
-    while size < MAX_BODY_BYTES:
-        if clock() > deadline:
-            raise _Late()
-        chunk = response.read(CHUNK_BYTES)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b''.join(chunks)
-
-
-def _request(opener, url, headers, data, timeout, clock):
-    """One POST; ``{kind, status, latency_ms, body}``. Never raises, keeps no error text."""
-    started = clock()
-    deadline = started + timeout
-
-    def elapsed_ms():
-        return round((clock() - started) * 1000.0, 3)
-
-    try:
-        try:
-            response = opener(url, method='POST', headers=headers, data=data, timeout=timeout,
-                              follow_redirects='none', http_agent=USER_AGENT, use_netrc=False, force=True)
-        except HTTPError as exc:
-            response = exc  # 4xx, 5xx, or a 3xx not followed: the body may hold an error string
-        try:
-            status = int(response.getcode())
-            if isinstance(response, HTTPError) and getattr(response, 'fp', None) is None:
-                body = b''
-            else:
-                body = _read_body(response, deadline, clock)
-        finally:
-            try:
-                response.close()
-            except Exception:  # pragma: no cover - closing is best effort
-                pass
-        if clock() > deadline:
-            return _outcome('timeout', latency_ms=elapsed_ms())
-        return _outcome('http', status=status, latency_ms=elapsed_ms(), body=body)
-    except _Late:
-        return _outcome('timeout', latency_ms=elapsed_ms())
-    except Exception as exc:  # never let one odd failure crash the probe; its text is never kept
-        return _outcome(_network_kind(exc), latency_ms=elapsed_ms())
-
-
-def send(opener, url, headers, data, timeout, clock=time.monotonic):
-    """One request, hard-bounded by ``timeout``.
-
-    open_url's timeout applies to connecting and to each socket read, so an endpoint that trickles its answer
-    could hold a request longer; the request runs in a daemon thread that is given up (a timeout) once
-    ``timeout`` has passed.
-    """
-    box = {}
-    done = threading.Event()
-    started = clock()
-
-    def work():
-        try:
-            box['outcome'] = _request(opener, url, headers, data, timeout, clock)
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=work, name='webhook-probe-request', daemon=True)
-    worker.start()
-    if not done.wait(timeout) or 'outcome' not in box:
-        return _outcome('timeout', latency_ms=round((clock() - started) * 1000.0, 3))
-    return box['outcome']
+def send(opener, url, headers, data, timeout):
+    """One POST, hard-bounded by ``timeout``; ``{kind, status, latency_ms, body}``."""
+    return webhook_delivery.send(opener, url, headers, data, timeout, USER_AGENT, name='webhook-probe-request')
 
 
 def run_probe(url, secret, event_type, stale_seconds, timeout, validate_certs, sensitive, opener=None):
@@ -586,23 +411,18 @@ def run_probe(url, secret, event_type, stale_seconds, timeout, validate_certs, s
     event = build_event(event_type, now, secrets.token_hex(12))
     payload = json.dumps(event, indent=2, sort_keys=False).encode('utf-8')
     wrong_secret = 'whsec_' + secrets.token_hex(24)  # a random key: well-formed header, wrong HMAC
-    headers_for = {
-        'bad_signature': lambda: stripe_signature.sign(payload, wrong_secret, int(time.time())),
-        'stale_timestamp': lambda: stripe_signature.sign(payload, secret, int(time.time()) - stale_seconds),
-        'valid': lambda: stripe_signature.sign(payload, secret, int(time.time())),
+    signing_for = {  # (key, timestamp), taken when the request is sent
+        'bad_signature': lambda: (wrong_secret, int(time.time())),
+        'stale_timestamp': lambda: (secret, int(time.time()) - stale_seconds),
+        'valid': lambda: (secret, int(time.time())),
     }
     checks = {}
     for name in CHECK_ORDER:
-        headers = {
-            'Content-Type': 'application/json; charset=utf-8',
-            'Accept': '*/*; q=0.5, application/json',
-            'Cache-Control': 'no-cache',
-            stripe_signature.HEADER_NAME: headers_for[name](),
-        }
+        headers = webhook_delivery.signed_headers(payload, *signing_for[name]())
         raw = send(opener, url, headers, payload, timeout)
         check = dict(outcome=classify(raw), status=raw['status'],
                      latency_ms=raw['latency_ms'] if raw['kind'] == 'http' else None,
-                     error=error_code(raw['body'], sensitive) if raw['kind'] == 'http' else None)
+                     error=webhook_delivery.error_code(raw['body'], sensitive) if raw['kind'] == 'http' else None)
         raw['body'] = None  # never kept beyond this point
         checks[name] = check
     return event, checks
@@ -635,13 +455,7 @@ def validate(params):
 
 
 def invocation(params):
-    masked = dict(params)
-    for name in NO_LOG_PARAMS:
-        if masked.get(name):
-            masked[name] = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
-    if isinstance(masked.get('url'), str):
-        masked['url'] = http_probe.redact_url(masked['url'])
-    return dict(module_args=masked)
+    return webhook_delivery.invocation(params, NO_LOG_PARAMS)
 
 
 def main():
@@ -668,41 +482,18 @@ def main():
     base = dict(changed=False, url=shown_url, secret_id=secret_id, invocation=inv)
     sensitive = []
 
-    def remember(value):
-        if isinstance(value, str) and value:
-            sensitive.append(value)
-            if len(value) >= MIN_MASK:
-                module.module.no_log_values.add(value)
-
-    sm = module.client('secretsmanager')
     try:
-        resp = sm.call('get_secret_value', SecretId=secret_id)
-    except AWSError as err:
-        out = err.to_result()
-        out.pop('reachable', None)  # RV(reachable) is the endpoint's; the probe did not run
+        secret = webhook_delivery.read_signing_secret(
+            module.client('secretsmanager'), secret_id,
+            lambda value: webhook_delivery.remember(module.module, sensitive, value))
+    except webhook_delivery.SigningSecretError as err:
+        if err.aws_error is not None:
+            out = err.aws_error.to_result()
+            out.pop('reachable', None)  # RV(reachable) is the endpoint's; the probe did not run
+        else:
+            out = dict(error_kind=err.kind)
         out.update(base)
-        what = {'not_found': 'does not exist in this account/region (check the name and region)',
-                'access_denied': 'could not be read: access denied (allow secretsmanager:GetSecretValue and '
-                                 'kms:Decrypt for the caller)',
-                'unreachable': 'could not be read: Secrets Manager is unreachable'}.get(
-                    err.kind, 'could not be read')
-        module.fail_json(msg=scrub('The webhook signing secret %s %s; the endpoint was not probed. %s'
-                                   % (secret_id, what, err.describe()), sensitive), **out)
-
-    raw_string = resp.get('SecretString')
-    if raw_string is None and resp.get('SecretBinary') is not None:
-        try:
-            raw_string = bytes(resp['SecretBinary']).decode('utf-8')
-        except (UnicodeDecodeError, TypeError):
-            raw_string = None
-    remember(raw_string)
-    try:
-        secret = signing_secret(raw_string)
-    except ValueError as exc:
-        module.fail_json(msg=scrub('The webhook signing secret %s is unusable: %s; the endpoint was not probed.'
-                                   % (secret_id, exc), sensitive),
-                         error_kind='invalid_secret', **base)
-    remember(secret)
+        module.fail_json(msg=scrub(err.message(secret_id, 'the endpoint was not probed'), sensitive), **out)
 
     event, checks = run_probe(url, secret, params['event_type'], params['stale_seconds'], params['timeout'],
                               params['validate_certs'], sensitive)
