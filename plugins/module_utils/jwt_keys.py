@@ -52,6 +52,8 @@ import json
 import os
 import re
 
+from ansible_collections.svpms.incident_response.plugins.module_utils import secret_stages
+
 try:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -516,20 +518,12 @@ def published(parsed, summary):
 
 # --------------------------------------------------------------------------- Secrets Manager helpers (pure)
 
-STAGE_CURRENT = 'AWSCURRENT'
-STAGE_PREVIOUS = 'AWSPREVIOUS'
-STAGE_PENDING = 'AWSPENDING'
-STAGES = (STAGE_CURRENT, STAGE_PREVIOUS, STAGE_PENDING)
-
-
-def stage_versions(version_ids_to_stages):
-    """``{stage: version_id}`` for AWSCURRENT/AWSPREVIOUS/AWSPENDING (describe_secret's map)."""
-    out = {}
-    for version_id, stages in (version_ids_to_stages or {}).items():
-        for stage in stages or []:
-            if stage in STAGES:
-                out[stage] = version_id
-    return out
+# The staging labels and their reader live in secret_stages (shared with stripe_key_update).
+STAGE_CURRENT = secret_stages.STAGE_CURRENT
+STAGE_PREVIOUS = secret_stages.STAGE_PREVIOUS
+STAGE_PENDING = secret_stages.STAGE_PENDING
+STAGES = secret_stages.STAGES
+stage_versions = secret_stages.stage_versions
 
 
 def iso_utc(when):

@@ -180,6 +180,7 @@ from ansible_collections.svpms.incident_response.plugins.module_utils.aws import
     AWSError,
     AWSModule,
 )
+from ansible_collections.svpms.incident_response.plugins.module_utils import secret_stages  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils import jwt_keys  # noqa: E402
 
 CURRENT = jwt_keys.STAGE_CURRENT
@@ -233,13 +234,8 @@ class Rotation(object):
         return parsed
 
     def move(self, stage, to_version, from_version, done, step):
-        kwargs = dict(SecretId=self.secret_id, VersionStage=stage)
-        if to_version:
-            kwargs['MoveToVersionId'] = to_version
-        if from_version:
-            kwargs['RemoveFromVersionId'] = from_version
         try:
-            self.sm.call('update_secret_version_stage', **kwargs)
+            secret_stages.move_stage(self.sm, self.secret_id, stage, to_version, from_version)
         except AWSError as err:
             self.fail_aws(err, 'Step failed: %s. Steps done before it: %s' % (step, '; '.join(done) or 'none'),
                           done=done)

@@ -250,16 +250,16 @@ import uuid  # noqa: E402
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib  # noqa: E402
 
+from ansible_collections.svpms.incident_response.plugins.module_utils import secret_stages  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils import stripe_api  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils.aws import (  # noqa: E402
     AWSError,
     AWSModule,
 )
 
-CURRENT = 'AWSCURRENT'
-PREVIOUS = 'AWSPREVIOUS'
-PENDING = 'AWSPENDING'
-STAGES = (CURRENT, PREVIOUS, PENDING)
+CURRENT = secret_stages.STAGE_CURRENT
+PREVIOUS = secret_stages.STAGE_PREVIOUS
+PENDING = secret_stages.STAGE_PENDING
 DEFAULT_FIELDS = ('api_key', 'secret_key', 'key')
 MIN_BODY_CHARS = 16             # real keys have ~100 characters after sk_live_
 MAX_KEY_CHARS = 255
@@ -396,16 +396,6 @@ class SecretValue(object):
         return [v for v in (self.text, self.text.strip(), self.key) if v]
 
 
-def stage_versions(version_ids_to_stages):
-    """``{stage: version_id}`` for AWSCURRENT/AWSPREVIOUS/AWSPENDING (describe_secret's map)."""
-    out = {}
-    for version_id, stages in (version_ids_to_stages or {}).items():
-        for stage in stages or []:
-            if stage in STAGES:
-                out[stage] = version_id
-    return out
-
-
 def snapshot(by_stage, key, livemode):
     return dict(current_version=by_stage.get(CURRENT), previous_version=by_stage.get(PREVIOUS),
                 key_hint=stripe_api.key_hint(key) if key else None, livemode=livemode)
@@ -498,7 +488,7 @@ class Update(object):
         if desc.get('DeletedDate'):
             self.fail('Secret %s is scheduled for deletion; restore it first (nothing written)' % self.secret_id,
                       error_kind='deleted')
-        return stage_versions(desc.get('VersionIdsToStages'))
+        return secret_stages.stage_versions(desc.get('VersionIdsToStages'))
 
     def read(self, version_id, stage, required=True):
         """The SecretString of a version (registered as sensitive); None for a binary one when not required."""
@@ -518,13 +508,8 @@ class Update(object):
         return text
 
     def move(self, stage, to_version, from_version, done, step):
-        kwargs = dict(SecretId=self.secret_id, VersionStage=stage)
-        if to_version:
-            kwargs['MoveToVersionId'] = to_version
-        if from_version:
-            kwargs['RemoveFromVersionId'] = from_version
         try:
-            self.sm.call('update_secret_version_stage', **kwargs)
+            secret_stages.move_stage(self.sm, self.secret_id, stage, to_version, from_version)
         except AWSError as err:
             self.fail_aws(err, 'Step failed: %s. Steps done before it: %s' % (step, '; '.join(done) or 'none'),
                           done=done)

@@ -1,0 +1,40 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SVPMS Platform Team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Secrets Manager staging labels: read which version holds each, move one.
+
+Shared by the modules that stage a new secret version and promote it
+(jwt_key_rotate, stripe_key_update): put_secret_value with AWSPENDING, then
+update_secret_version_stage, never rotate_secret (which needs a Lambda).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+STAGE_CURRENT = 'AWSCURRENT'
+STAGE_PREVIOUS = 'AWSPREVIOUS'
+STAGE_PENDING = 'AWSPENDING'
+STAGES = (STAGE_CURRENT, STAGE_PREVIOUS, STAGE_PENDING)
+
+
+def stage_versions(version_ids_to_stages):
+    """``{stage: version_id}`` for AWSCURRENT/AWSPREVIOUS/AWSPENDING (describe_secret's map)."""
+    out = {}
+    for version_id, stages in (version_ids_to_stages or {}).items():
+        for stage in stages or []:
+            if stage in STAGES:
+                out[stage] = version_id
+    return out
+
+
+def move_stage(sm, secret_id, stage, to_version=None, from_version=None):
+    """Move ``stage`` to ``to_version`` and/or off ``from_version``.
+
+    ``sm`` is an aws.AWSClient for secretsmanager; its errors (aws.AWSError) propagate.
+    """
+    kwargs = dict(SecretId=secret_id, VersionStage=stage)
+    if to_version:
+        kwargs['MoveToVersionId'] = to_version
+    if from_version:
+        kwargs['RemoveFromVersionId'] = from_version
+    return sm.call('update_secret_version_stage', **kwargs)
