@@ -52,10 +52,13 @@ def build_parser():
     sub.required = True
     parent = argparse.ArgumentParser(add_help=False)
     _common(parent, suppress=True)  # the global options also work after the command
-    sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start redis-server, create the '
-                   'sandbox database, start the Stripe stand-in (register the webhook endpoint, put the Stripe '
-                   'secrets into Secrets Manager), the twin and the notification receiver, write connection.yml '
-                   '(idempotent)')
+    start = sub.add_parser('start', parents=[parent], help='start moto_server, seed it, start redis-server, '
+                           'create the sandbox database, start the Stripe stand-in (register the webhook endpoint, '
+                           'put the Stripe secrets into Secrets Manager), the twin and the notification receiver, '
+                           'write connection.yml (idempotent)')
+    start.add_argument('--without-payments', action='store_true',
+                       help='no Stripe stand-in, webhook route or payment traffic (lighter; the payments faults '
+                       'and scenario 4 then need a restart with payments)')
     sub.add_parser('stop', parents=[parent], help='stop the lock holder, the receiver, the twin, the Stripe '
                    'stand-in, redis-server and moto_server by PID, drop the sandbox database and roles (idempotent)')
     st = sub.add_parser('status', parents=[parent], help='processes, ECS service revision, twin numbers')
@@ -110,7 +113,7 @@ def _fmt_status(st):
                               ('receiver', 'notifications', 'url'), ('redis', 'redis-server', 'url'),
                               ('stripe', 'Stripe', 'url')):
         p = procs.get(key)
-        if p is None:
+        if p is None or (key == 'stripe' and not st.get('payments_enabled', True)):
             continue
         lines.append('%-13s %-4s pid %-7s %s' % (label, 'up' if p['up'] else 'DOWN', p['pid'] or '-', p[where]))
     rec = procs.get('receiver')
@@ -184,7 +187,9 @@ def _fmt_status(st):
                 ('valid until %s' if cert.get('valid_now') else 'NOT VALID (not after %s)') % cert.get('not_after')
                 if cert.get('not_after') else 'unreadable (%s)' % cert.get('error')))
     pay = st.get('payments') or {}
-    if pay:
+    if not st.get('payments_enabled', True):
+        lines.append('%-13s off: this sandbox was started without payments (no Stripe stand-in)' % 'payments')
+    elif pay:
         api = pay['api']
         lines.append('%-13s webhooks: %d processed, %d duplicates, rejected %s%s; payments: %d ok, %d failed%s' % (
             'payments', pay['processed'], pay['duplicates'],
@@ -215,7 +220,7 @@ def main(argv=None):
         sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, redis_port=args.redis_port,
                      stripe_port=args.stripe_port)
         return twin.run(sb.moto_port, sb.twin_port, state_dir=sb.state_dir, redis_port=sb.redis_port,
-                        db_cfg=sb.db_info(), stripe_port=sb.stripe_port)
+                        db_cfg=sb.db_info(), stripe_port=sb.stripe_port if sb.payments else None)
     if args.command == 'lock-holder':
         from . import db
         info = db.read_db_file(os.path.abspath(args.state_dir))
@@ -226,7 +231,8 @@ def main(argv=None):
 
     out = None if args.json else (lambda m: print(m, flush=True))
     sb = Sandbox(args.state_dir, args.moto_port, args.twin_port, out=out, receiver_port=args.receiver_port,
-                 redis_port=args.redis_port)
+                 redis_port=args.redis_port,
+                 payments=False if getattr(args, 'without_payments', False) else None)
     try:
         if args.command == 'start':
             res = sb.start()

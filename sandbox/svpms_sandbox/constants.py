@@ -151,6 +151,8 @@ FAULTS = {
         description='bad deploy: the webhook route no longer verifies Stripe-Signature and accepts anything, '
                     'even unsigned or forged events (200); a rollback fixes it'),
 }
+# faults that need payments (a sandbox started with payments=False refuses them)
+PAYMENTS_FAULTS = ('webhook_secret_mismatch', 'webhook_endpoint_down', 'stripe_key_revoked', 'signature_check_disabled')
 FAULT_KINDS = ('deploy', 'database', 'config', 'process', 'secret', 'certificate', 'stripe')
 CPU_CAP = 99.5
 

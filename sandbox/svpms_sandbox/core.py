@@ -66,7 +66,7 @@ class Sandbox(StripeMixin):
     """
 
     def __init__(self, state_dir=C.DEFAULT_STATE_DIR, moto_port=None, twin_port=None, out=None,
-                 receiver_port=None, redis_port=None, stripe_port=None):
+                 receiver_port=None, redis_port=None, stripe_port=None, payments=None):
         self.state_dir = os.path.abspath(state_dir)
         # ports of a running sandbox in this state dir (ignored once it is stopped)
         recorded = self._recorded_ports() if (self.moto_running() or self.twin_running()
@@ -84,6 +84,9 @@ class Sandbox(StripeMixin):
         # the Stripe stand-in: same rule
         self._stripe_port_explicit = bool(stripe_port)
         self.stripe_port = int(stripe_port or recorded.get('stripe_port') or C.DEFAULT_STRIPE_PORT)
+        # payments (scenario 4): the Stripe stand-in, the twin's webhook route and payment traffic. Off
+        # (payments=False) a sandbox has no Stripe at all: lighter, for the tests of scenarios 1-3.
+        self.payments = bool(recorded.get('payments', True) if payments is None else payments)
         self._out = out  # callable(str) for progress lines; None = silent
         self._procs = {}  # Popen objects we started in this process (reaped on stop)
 
@@ -121,7 +124,7 @@ class Sandbox(StripeMixin):
 
     def _ports(self):
         return {'moto_port': self.moto_port, 'twin_port': self.twin_port, 'receiver_port': self.receiver_port,
-                'redis_port': self.redis_port, 'stripe_port': self.stripe_port}
+                'redis_port': self.redis_port, 'stripe_port': self.stripe_port, 'payments': self.payments}
 
     def _say(self, msg):
         if self._out:
@@ -401,7 +404,7 @@ class Sandbox(StripeMixin):
             cfg = {}
         cfg.update({k: v for k, v in info.items() if k in cfg})
         enabled = bool(info.get('enabled'))
-        return {
+        conn = {
             'svpms_aws_endpoint_url': self.moto_endpoint,
             'svpms_aws_region': C.REGION,
             'svpms_aws_access_key': C.ACCESS_KEY,
@@ -472,6 +475,9 @@ class Sandbox(StripeMixin):
             'svpms_stripe_webhook_secret_id': C.STRIPE_WEBHOOK_SECRET_ID,
             'svpms_stripe_livemode': False,
         }
+        if not self.payments:  # no Stripe in this sandbox: the runbooks skip the payments checks
+            conn = {k: v for k, v in conn.items() if not k.startswith('svpms_stripe_')}
+        return conn
 
     def redis_restart_command(self):
         """argv that (re)starts this sandbox's redis-server on its recorded port, without a shell."""
@@ -500,6 +506,10 @@ class Sandbox(StripeMixin):
             wanted = (self.moto_port, self.twin_port)
             self.moto_port = int(recorded.get('moto_port', self.moto_port))
             self.twin_port = int(recorded.get('twin_port', self.twin_port))
+            if bool(recorded.get('payments', True)) != self.payments:
+                self._say('note: the sandbox in %s was started %s payments; keeping that (stop it first to change)'
+                          % (self.state_dir, 'with' if recorded.get('payments', True) else 'without'))
+                self.payments = bool(recorded.get('payments', True))
             if wanted != (self.moto_port, self.twin_port):
                 self._say('note: the sandbox in %s was started on ports %d/%d; keeping them '
                           '(stop it first to change ports)' % (self.state_dir, self.moto_port, self.twin_port))
@@ -512,8 +522,9 @@ class Sandbox(StripeMixin):
         if moto_up and twin_up:
             self._ensure_receiver()
             self._ensure_redis()  # the twin reconnects by itself
-            self._ensure_stripe(keep_port=bool(recorded.get('stripe_port')))
-            self._seed_stripe(fresh=False)
+            if self.payments:
+                self._ensure_stripe(keep_port=bool(recorded.get('stripe_port')))
+                self._seed_stripe(fresh=False)
             with open(self.path('ports.json'), 'w') as fh:
                 json.dump(self._ports(), fh)
             self._write_connection()
@@ -566,8 +577,9 @@ class Sandbox(StripeMixin):
                 auth.new_valid_idp_cert(self.state_dir)
             if not moto_up or not (self.db_info() or {}).get('enabled'):
                 self._setup_db()  # a fresh start gets a fresh database
-            self._ensure_stripe()
-            self._seed_stripe(fresh=not moto_up)
+            if self.payments:
+                self._ensure_stripe()
+                self._seed_stripe(fresh=not moto_up)
             with open(self.path('ports.json'), 'w') as fh:
                 json.dump(self._ports(), fh)
             self._start_twin()
@@ -664,6 +676,9 @@ class Sandbox(StripeMixin):
             raise UsageError('unknown fault %r; allowed: %s' % (name, ', '.join(sorted(C.FAULTS))))
         kind = C.FAULTS[name]['kind']
         self._require_moto()
+        if name in C.PAYMENTS_FAULTS and not self.payments:
+            raise UsageError('fault %s needs payments (the Stripe stand-in), and this sandbox was started without '
+                             'them; stop it and start it with payments' % name)
         handlers = {
             'lock_contention': self._inject_lock_contention,
             'cache_miss_storm': self._inject_cache_miss_storm,
@@ -1019,7 +1034,8 @@ class Sandbox(StripeMixin):
         if wait and ttl != str(C.GOOD_CACHE_TTL):
             self._wait_twin_ttl(C.GOOD_CACHE_TTL)
         self._heal_auth(actions, wait)
-        self._heal_stripe(actions, wait)
+        if self.payments:
+            self._heal_stripe(actions, wait)
         try:
             os.remove(self.path('injected_at'))
         except FileNotFoundError:
@@ -1043,7 +1059,8 @@ class Sandbox(StripeMixin):
         holder_pid = self.lock_holder_pid()
         st = {
             'state_dir': self.state_dir,
-            'running': moto_up and twin_up and receiver_up and redis_up and stripe_up,
+            'running': moto_up and twin_up and receiver_up and redis_up and (stripe_up or not self.payments),
+            'payments_enabled': self.payments,
             'processes': {
                 'moto': {'up': moto_up, 'pid': self.moto_pid(), 'port': self.moto_port,
                          'endpoint': self.moto_endpoint, 'log': self.path('moto.log')},

@@ -132,6 +132,8 @@ class Payments:
 
     # ------------------------------------------------------------ deployment
     def maybe_load(self, deployment_id, task_definition):
+        if not self.api_url:  # a sandbox without payments: no Stripe secrets to load
+            return
         if (deployment_id, task_definition) != self.loaded_for or self._webhook_secret is None:
             self.load(deployment_id, task_definition)
 

@@ -13,11 +13,13 @@ from svpms_sandbox import Sandbox  # noqa: E402
 
 
 @pytest.fixture(scope='module')
-def sandbox(tmp_path_factory):
-    """A sandbox of our own (moto_server + twin) on free loopback ports."""
+def sandbox(tmp_path_factory, request):
+    """A sandbox of our own (moto_server + twin) on free loopback ports; without payments (no Stripe stand-in,
+    no payment traffic) unless the test file sets SANDBOX_PAYMENTS = True."""
     state = tmp_path_factory.mktemp('sandbox')
     box = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port(),
-                  redis_port=free_port())
+                  redis_port=free_port(), stripe_port=free_port(),
+                  payments=getattr(request.module, 'SANDBOX_PAYMENTS', False))
     box.start()
     try:
         yield box

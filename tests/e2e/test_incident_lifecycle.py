@@ -27,7 +27,8 @@ def box(tmp_path_factory):
     sys.path.insert(0, os.path.join(REPO, 'sandbox'))
     from svpms_sandbox import Sandbox
     state = tmp_path_factory.mktemp('lifecycle-sandbox')
-    sandbox = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port())
+    sandbox = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port(),
+                      payments=False)
     sandbox.start()
     try:
         yield sandbox

@@ -35,7 +35,8 @@ REPORT_FILES = ('report.md', 'report.html', 'chart_error_rate.png', 'chart_laten
 def box(tmp_path_factory):
     """This module's own sandbox (moto_server + twin) on free loopback ports."""
     state = tmp_path_factory.mktemp('post-incident-sandbox')
-    sandbox = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port())
+    sandbox = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port(),
+                      payments=False)
     sandbox.start()
     try:
         yield sandbox

@@ -30,7 +30,8 @@ SECRETS = ('sandbox-secret-key',)
 def triage_sandbox(tmp_path_factory):
     """A sandbox of our own (moto_server + twin) on free loopback ports."""
     state = tmp_path_factory.mktemp('triage-sandbox')
-    box = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port())
+    box = Sandbox(str(state), moto_port=free_port(), twin_port=free_port(), receiver_port=free_port(),
+                  payments=False)
     box.start()
     try:
         yield box

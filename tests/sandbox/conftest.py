@@ -11,10 +11,14 @@ from svpms_sandbox import Sandbox  # noqa: E402
 
 
 @pytest.fixture(scope='module')
-def box(tmp_path_factory):
-    """A sandbox of this test file's own, on free loopback ports; stopped by PID afterwards."""
+def box(tmp_path_factory, request):
+    """A sandbox of this test file's own, on free loopback ports; stopped by PID afterwards.
+
+    Without payments (no Stripe stand-in, no payment traffic: lighter) unless the test
+    file sets SANDBOX_PAYMENTS = True."""
     sb = Sandbox(str(tmp_path_factory.mktemp('sandbox')), moto_port=free_port(), twin_port=free_port(),
-                 receiver_port=free_port(), redis_port=free_port())
+                 receiver_port=free_port(), redis_port=free_port(), stripe_port=free_port(),
+                 payments=getattr(request.module, 'SANDBOX_PAYMENTS', False))
     try:
         sb.start()
         yield sb

@@ -18,6 +18,7 @@ from tests.helpers.servers import REPO
 from tests.helpers.waits import until
 
 SANDBOX_DIR = os.path.join(REPO, 'sandbox')
+SANDBOX_PAYMENTS = True  # the full sandbox, as `make demo` starts it (the box fixture, conftest.py)
 sys.path.insert(0, SANDBOX_DIR)
 
 from svpms_sandbox import UsageError  # noqa: E402

@@ -142,6 +142,24 @@ def test_unknown_fault_lists_all_faults(box):
         'signature_check_disabled': 'deploy'}
 
 
+def test_without_payments_there_is_no_stripe_and_payments_faults_refuse(box):
+    """This file's box runs without payments (conftest.py): no stand-in, no Stripe settings, no payment traffic."""
+    assert box.payments is False and not box.stripe_running() and port_free(box.stripe_port)
+    with open(box.connection_file) as fh:
+        conn = yaml.safe_load(fh)
+    assert not [k for k in conn if k.startswith('svpms_stripe_')] and conn['svpms_health_url']
+    st = box.status(window=3)
+    assert st['running'] and st['payments_enabled'] is False
+    assert st['payments']['api']['attempts'] == 0 and st['payments']['stripe_api_url'] is None
+    for fault in C.PAYMENTS_FAULTS:
+        with pytest.raises(UsageError, match='fault %s needs payments' % fault):
+            box.inject(fault)
+    proc = cli(box.state_dir, 'inject', 'webhook_endpoint_down')
+    assert proc.returncode != 0 and 'needs payments' in proc.stderr and 'Traceback' not in proc.stderr
+    assert 'payments      off: this sandbox was started without payments' in cli(box.state_dir, 'status').stdout
+    assert box.injected_at() is None and not box.status(window=1)['service']['bad_revision']
+
+
 def test_lock_contention_then_terminating_the_holder_recovers(box):
     res = box.inject('lock_contention')
     holder_pid, backend = res['lock_holder_pid'], res['backend_pid']
@@ -244,7 +262,7 @@ def test_without_postgresql_the_sandbox_runs_and_db_faults_refuse(tmp_path, monk
     no_pg = str(free_port())  # nothing listens there
     monkeypatch.setenv(C.PG_PORT_ENV, no_pg)
     sb = Sandbox(str(tmp_path / 'sandbox'), moto_port=free_port(), twin_port=free_port(),
-                 receiver_port=free_port(), redis_port=free_port())
+                 receiver_port=free_port(), redis_port=free_port(), payments=False)
     try:
         started = sb.start()
         assert started['database'] is None and 'not reachable' in started['database_error']

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(REPO, 'sandbox'))
 from svpms_sandbox import constants as C  # noqa: E402
 from svpms_sandbox.procs import http, http_json, pid_alive, port_free  # noqa: E402
 
+SANDBOX_PAYMENTS = True  # the box fixture (conftest.py) starts the Stripe stand-in and payments
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 
 
