@@ -11,6 +11,8 @@ update_secret_version_stage, never rotate_secret (which needs a Lambda).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
+
 STAGE_CURRENT = 'AWSCURRENT'
 STAGE_PREVIOUS = 'AWSPREVIOUS'
 STAGE_PENDING = 'AWSPENDING'
@@ -38,3 +40,14 @@ def move_stage(sm, secret_id, stage, to_version=None, from_version=None):
     if from_version:
         kwargs['RemoveFromVersionId'] = from_version
     return sm.call('update_secret_version_stage', **kwargs)
+
+
+def iso_utc(value):
+    """A Secrets Manager date (datetime, or epoch seconds) as ISO 8601 UTC (``2026-11-04T09:12:44Z``), or None."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return None

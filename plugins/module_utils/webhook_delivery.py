@@ -6,7 +6,9 @@
 
 - The endpoint signing secret (``whsec_...``) read from AWS Secrets Manager: a plain string or a JSON object with
   the secret in ``secret`` or ``signing_secret``; the raw value and the secret are registered ``no_log`` and
-  scrubbed from every output (``remember``, ``scrub``). No message ever holds them.
+  scrubbed from every output (``remember``, ``scrub``). No message ever holds them. It is read by staging label
+  (AWSCURRENT); which versions are AWSCURRENT and AWSPREVIOUS, and when they were created, is read apart
+  (``signing_secret_versions``) from version ids and dates only.
 - One request hard-bounded by ``timeout`` (``send``): ``open_url``'s timeout applies to connecting and to each
   socket read, so an endpoint that trickles its answer could hold a request longer; the request runs in a daemon
   thread that is given up (a timeout) once ``timeout`` has passed. Redirects are never followed (Stripe does not
@@ -30,6 +32,7 @@ from urllib.error import HTTPError
 
 from ansible_collections.svpms.incident_response.plugins.module_utils.aws import AWSError
 from ansible_collections.svpms.incident_response.plugins.module_utils import http_probe
+from ansible_collections.svpms.incident_response.plugins.module_utils import secret_stages
 from ansible_collections.svpms.incident_response.plugins.module_utils import stripe_signature
 
 MAX_BODY_BYTES = 64 * 1024
@@ -42,6 +45,8 @@ KIND_TIMEOUT = 'timeout'
 KIND_TLS = 'tls'
 KIND_UNREACHABLE = 'unreachable'
 NO_LOG_MARKER = 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+STAGE_CURRENT = secret_stages.STAGE_CURRENT
+STAGE_PREVIOUS = secret_stages.STAGE_PREVIOUS
 
 # Why the secret could not be read, by AWSError kind (anything else: 'could not be read').
 READ_FAILURES = {
@@ -133,16 +138,23 @@ class SigningSecretError(Exception):
         return 'The webhook signing secret %s is unusable: %s; %s.' % (secret_id, self.reason, consequence)
 
 
-def read_signing_secret(sm, secret_id, keep):
+def read_signing_secret(sm, secret_id, keep, meta=None):
     """The signing secret in Secrets Manager secret ``secret_id`` (version AWSCURRENT).
 
     ``sm`` is an AWSModule client for ``secretsmanager``; ``keep(value)`` is called with the raw value and with the
     secret before anything else can show them (register them ``no_log``). Raises SigningSecretError.
+
+    The version staged AWSCURRENT is asked for by name (``VersionStage``): without it some stand-ins (moto) answer
+    with the newest version, not the current one. When ``meta`` (a dict) is given it is filled with ``version_id``
+    (the version read) and ``created`` (its CreatedDate, ISO 8601 UTC, or None) - never with a value.
     """
     try:
-        resp = sm.call('get_secret_value', SecretId=secret_id)
+        resp = sm.call('get_secret_value', SecretId=secret_id, VersionStage=STAGE_CURRENT)
     except AWSError as err:
         raise SigningSecretError(err.kind, READ_FAILURES.get(err.kind, 'could not be read'), aws_error=err)
+    if meta is not None:
+        meta['version_id'] = resp.get('VersionId')
+        meta['created'] = secret_stages.iso_utc(resp.get('CreatedDate'))
     raw_string = resp.get('SecretString')
     if raw_string is None and resp.get('SecretBinary') is not None:
         try:
@@ -156,6 +168,39 @@ def read_signing_secret(sm, secret_id, keep):
         raise SigningSecretError('invalid_secret', str(exc))
     keep(secret)
     return secret
+
+
+def signing_secret_versions(sm, secret_id):
+    """``(secret_version, notes)`` - which versions of ``secret_id`` are AWSCURRENT and AWSPREVIOUS, and when each
+    was created, from DescribeSecret (VersionIdsToStages) and ListSecretVersionIds (CreatedDate); never a value.
+
+    ``secret_version`` is ``{current_version_id, current_created, previous_version_id, previous_created}`` (dates
+    ISO 8601 UTC; the previous ones None without an AWSPREVIOUS version), or None when DescribeSecret failed or
+    named no AWSCURRENT version. ``notes`` are sentences saying what could not be read. Never raises an AWSError.
+    """
+    try:
+        desc = sm.call('describe_secret', SecretId=secret_id)
+    except AWSError as err:
+        return None, ['The versions of %s could not be read, so secret_version is null: %s'
+                      % (secret_id, err.describe())]
+    stages = secret_stages.stage_versions(desc.get('VersionIdsToStages'))
+    current = stages.get(STAGE_CURRENT)
+    if current is None:
+        return None, ['Secret %s names no AWSCURRENT version, so secret_version is null' % secret_id]
+    previous = stages.get(STAGE_PREVIOUS)
+    notes = []
+    created = {}
+    try:
+        items, _truncated = sm.paginate('list_secret_version_ids', 'Versions', token_in='NextToken',
+                                        token_out='NextToken', SecretId=secret_id)
+        for item in items:
+            if item.get('VersionId'):
+                created[item['VersionId']] = secret_stages.iso_utc(item.get('CreatedDate'))
+    except AWSError as err:
+        notes.append('The creation dates of the versions of %s could not be read, so they are null: %s'
+                     % (secret_id, err.describe()))
+    return dict(current_version_id=current, current_created=created.get(current),
+                previous_version_id=previous, previous_created=created.get(previous) if previous else None), notes
 
 
 def invocation(params, no_log_params):

@@ -243,7 +243,6 @@ http_status:
   type: int
 '''
 
-import json  # noqa: E402
 import math  # noqa: E402
 import re  # noqa: E402
 import uuid  # noqa: E402
@@ -252,6 +251,10 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib  # noq
 
 from ansible_collections.svpms.incident_response.plugins.module_utils import secret_stages  # noqa: E402
 from ansible_collections.svpms.incident_response.plugins.module_utils import stripe_api  # noqa: E402
+from ansible_collections.svpms.incident_response.plugins.module_utils.stripe_key_secret import (  # noqa: E402
+    SecretFormatError,
+    SecretValue,
+)
 from ansible_collections.svpms.incident_response.plugins.module_utils.aws import (  # noqa: E402
     AWSError,
     AWSModule,
@@ -260,7 +263,6 @@ from ansible_collections.svpms.incident_response.plugins.module_utils.aws import
 CURRENT = secret_stages.STAGE_CURRENT
 PREVIOUS = secret_stages.STAGE_PREVIOUS
 PENDING = secret_stages.STAGE_PENDING
-DEFAULT_FIELDS = ('api_key', 'secret_key', 'key')
 MIN_BODY_CHARS = 16             # real keys have ~100 characters after sk_live_
 MAX_KEY_CHARS = 255
 MASK = '********'
@@ -318,82 +320,6 @@ def mode_message(hint, livemode, expect_livemode, source):
                 'talk to the test account - no real payments, and no live webhook events' % (hint, source))
     return ('new_key %s is a LIVE key (from %s) but expect_livemode=false: this environment would act on real '
             'payments and customers. Use a test key here' % (hint, source))
-
-
-class SecretFormatError(Exception):
-    """The secret's value cannot hold the key the way this module writes it (message holds no value)."""
-
-
-class SecretValue(object):
-    """A secret value that holds a Stripe key: ``format`` plain|json, ``field``, ``key`` and the parsed doc."""
-
-    def __init__(self, text, json_field=None):
-        self.text = text
-        self.doc = None
-        self.field = None
-        self.compact = False
-        stripped = text.strip()
-        if stripped[:1] == '{':
-            try:
-                doc = json.loads(stripped)
-            except ValueError:
-                raise SecretFormatError('the value starts like a JSON object but is not valid JSON; fix the secret '
-                                        'by hand first')
-            if not isinstance(doc, dict):
-                raise SecretFormatError('the value is JSON but not an object')
-            self.doc = doc
-            self.compact = json.dumps(doc, separators=(',', ':')) == stripped
-            self.field = self._pick_field(doc, json_field)
-            value = doc[self.field]
-            if not isinstance(value, str):
-                raise SecretFormatError('field %s of the JSON object is a %s, not a key string'
-                                        % (self.field, type(value).__name__))
-            self.key = value
-        else:
-            if json_field:
-                raise SecretFormatError('the value is a plain string, not a JSON object, so json_field=%s does not '
-                                        'apply; leave json_field unset to keep it a plain string' % json_field)
-            self.key = stripped
-
-    @staticmethod
-    def _pick_field(doc, json_field):
-        names = ', '.join(sorted(str(k) for k in doc)) or 'none'
-        if json_field:
-            if json_field not in doc:
-                raise SecretFormatError('the JSON object has no field %s (json_field); its fields are %s'
-                                        % (json_field, names))
-            return json_field
-        present = [f for f in DEFAULT_FIELDS if f in doc]
-        if not present:
-            raise SecretFormatError('the JSON object has none of the fields %s; its fields are %s - name the one '
-                                    'that holds the key with json_field' % (', '.join(DEFAULT_FIELDS), names))
-        if len(present) > 1:
-            keys = [f for f in present if isinstance(doc[f], str)
-                    and stripe_api.key_kind(doc[f])[0] in ('secret', 'restricted')]
-            if len(keys) != 1:
-                raise SecretFormatError('the JSON object has several key fields (%s); name the one the service '
-                                        'reads with json_field' % ', '.join(present))
-            return keys[0]
-        return present[0]
-
-    @property
-    def format(self):
-        return 'plain' if self.doc is None else 'json'
-
-    def with_key(self, key):
-        """The value to store: the same format, with ``key`` in place of the current key."""
-        if self.doc is None:
-            return key
-        doc = dict(self.doc)
-        doc[self.field] = key
-        if self.compact:
-            return json.dumps(doc, separators=(',', ':'))
-        return json.dumps(doc)
-
-    def sensitive(self):
-        """Strings of this value that must never be printed (the other fields of a JSON object are never
-        put in any output, and are not registered: a short one would mask ordinary words)."""
-        return [v for v in (self.text, self.text.strip(), self.key) if v]
 
 
 def snapshot(by_stage, key, livemode):

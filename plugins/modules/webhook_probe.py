@@ -20,6 +20,9 @@ description:
   - The signing secret (C(whsec_...)) is read by the module itself from AWS Secrets Manager (O(secret_id), version
     C(AWSCURRENT)). The value may be the plain C(whsec_...) string or a JSON object with the secret in C(secret) or
     C(signing_secret). It is registered as C(no_log), never returned, logged or put in a message.
+  - RV(secret_version) says which version of the secret is C(AWSCURRENT) and which C(AWSPREVIOUS), and when each was
+    created (version ids and dates only, never a value) - a recent out-of-band change of the signing secret shows
+    there, and M(svpms.incident_response.secret_restore) can put the previous version back.
   - Three requests are sent, one after the other, all a C(POST) of the same event, in this order. First the event
     with a wrong signature, which must be rejected with 4xx. Then the event correctly signed with a timestamp
     O(stale_seconds) old (a replay), which must be rejected with 4xx. Last the event correctly signed now, which must
@@ -93,7 +96,9 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in diff mode).
     support: none
 notes:
-  - IAM actions used - C(secretsmanager:GetSecretValue) (and C(kms:Decrypt) on the secret's key).
+  - IAM actions used - C(secretsmanager:GetSecretValue) (and C(kms:Decrypt) on the secret's key), and
+    C(secretsmanager:DescribeSecret) and C(secretsmanager:ListSecretVersionIds) for RV(secret_version) (without
+    them RV(secret_version) is null, RV(notes) says why, and the probe still runs).
   - The probe comes from the host that runs the task, not from Stripe. An endpoint that only admits Stripe's IP
     addresses rejects the correctly signed event too.
   - The endpoint may store or log the probe event; its id starts with C(evt_svpms_probe_) so it can be told apart.
@@ -233,6 +238,38 @@ problems:
   sample:
     - The endpoint rejected a correctly signed event (HTTP 400 invalid_signature) - the endpoint's secret does not
       match Stripe's (svpms/prod/api/stripe-webhook-secret)...
+secret_version:
+  description:
+    - Which versions of O(secret_id) are staged C(AWSCURRENT) and C(AWSPREVIOUS), and when each was created, read
+      from C(DescribeSecret) and C(ListSecretVersionIds) (never a value).
+    - Null when the versions could not be read (RV(notes) says why); the probe runs anyway.
+  returned: when the probe ran
+  type: dict
+  contains:
+    current_version_id:
+      description: Version id staged C(AWSCURRENT).
+      type: str
+    current_created:
+      description: When the C(AWSCURRENT) version was created, ISO 8601 UTC (null when the dates could not be read).
+      type: str
+    previous_version_id:
+      description: Version id staged C(AWSPREVIOUS), or null when there is none.
+      type: str
+    previous_created:
+      description: When the C(AWSPREVIOUS) version was created, ISO 8601 UTC, or null.
+      type: str
+  sample:
+    current_version_id: 9b2e41c7-0f3a-4d58-a1f6-5c2d7e8b9a01
+    current_created: "2026-11-04T09:12:44Z"
+    previous_version_id: 3f0c9a52-5a1e-4c7b-9d7e-2b8f1c0e6a11
+    previous_created: "2026-10-01T14:03:10Z"
+notes:
+  description:
+    - Sentences about what the probe could not find out - for example why RV(secret_version) is null, or that the
+      secret changed during the probe. Empty when there is nothing to say.
+  returned: when the probe ran
+  type: list
+  elements: str
 msg:
   description: One line summing up the probe, or why it could not run. Never holds the secret.
   returned: always
@@ -482,10 +519,11 @@ def main():
     base = dict(changed=False, url=shown_url, secret_id=secret_id, invocation=inv)
     sensitive = []
 
+    sm = module.client('secretsmanager')
+    read = {}
     try:
         secret = webhook_delivery.read_signing_secret(
-            module.client('secretsmanager'), secret_id,
-            lambda value: webhook_delivery.remember(module.module, sensitive, value))
+            sm, secret_id, lambda value: webhook_delivery.remember(module.module, sensitive, value), meta=read)
     except webhook_delivery.SigningSecretError as err:
         if err.aws_error is not None:
             out = err.aws_error.to_result()
@@ -495,13 +533,22 @@ def main():
         out.update(base)
         module.fail_json(msg=scrub(err.message(secret_id, 'the endpoint was not probed'), sensitive), **out)
 
+    # Which version was read, and which one it replaced: version ids and dates only, never a value.
+    secret_version, notes = webhook_delivery.signing_secret_versions(sm, secret_id)
+    if secret_version is not None and read.get('version_id') and \
+            read['version_id'] != secret_version['current_version_id']:
+        notes.append('The probe signed with version %s of %s, but AWSCURRENT is now version %s: the secret changed '
+                     'during the probe; run it again' % (read['version_id'], secret_id,
+                                                         secret_version['current_version_id']))
+
     event, checks = run_probe(url, secret, params['event_type'], params['stale_seconds'], params['timeout'],
                               params['validate_certs'], sensitive)
     result = evaluate(checks, shown_url, secret_id, params['stale_seconds'], params['slow_ms'])
     if not secret.startswith('whsec_'):
         result['problems'].append('The value in %s does not start with whsec_: it may not be a Stripe endpoint '
                                   'signing secret (an API key stored by mistake?).' % secret_id)
-    result.update(base, event_id=event['id'], event_type=event['type'], checks=checks)
+    result.update(base, event_id=event['id'], event_type=event['type'], checks=checks,
+                  secret_version=secret_version, notes=notes)
     module.exit_json(**scrub(result, sensitive))
 
 

@@ -8,6 +8,8 @@
 - ``Receiver`` (tests/helpers/receiver.py), a scripted loopback HTTP server,
   for what the stand-in does not do on demand: 429 with ``Retry-After``,
   503 then 200, a server that never answers in time, Stripe's status page.
+- The session ``moto`` fixture (moto_server on loopback) for the key the
+  service keeps in Secrets Manager (``key_secret_id``).
 
 Every result is checked for the key: neither the key nor its middle part
 may appear in the module's stdout/stderr, whatever the path.
@@ -15,10 +17,12 @@ may appear in the module's stdout/stderr, whatever the path.
 
 import json
 import time
+import uuid
 
+import boto3
 import pytest
 
-from tests.helpers.modules import assert_no_traceback, run_module
+from tests.helpers.modules import AWS_TEST_CREDS, assert_no_traceback, run_module
 from tests.helpers.receiver import Receiver
 from tests.helpers.servers import free_port
 from tests.helpers.stripe import API_KEY, start_stripe
@@ -27,7 +31,12 @@ from tests.helpers.waits import until
 LIVE_KEY = 'sk_live_51HxQpZLkdIwHu7ixSECRETsecretSECRETsecret4242'
 PK_KEY = 'pk_test_51HxQpZLkdIwHu7ixPUBLISHABLEpublishable1111'
 RK_KEY = 'rk_test_51HxQpZLkdIwHu7ixRESTRICTEDrestricted9876'
-KEYS = (API_KEY, LIVE_KEY, PK_KEY, RK_KEY)
+# The service's keys, only ever in Secrets Manager (localstripe accepts any sk_ key).
+SVC_KEY = 'sk_test_51SvcKeyQwErTyUiOpAsDfGhJkLzXcVbNm0123456789svc4321'
+SVC_KEY_OLD = 'sk_test_51OldSvcKeyMnBvCxZlKjHgFdSaPoIuYtReWq98765old8765'
+WEBHOOK_SECRET = 'whsec_svcWebhookSigningSecretAbCdEfGh0123456789'
+KEYS = (API_KEY, LIVE_KEY, PK_KEY, RK_KEY, SVC_KEY, SVC_KEY_OLD)
+ELL = '\u2026'
 BALANCE = {'object': 'balance', 'livemode': False,
            'available': [{'amount': 0, 'currency': 'usd', 'source_types': {'card': 0}}],
            'pending': [{'amount': 0, 'currency': 'usd', 'source_types': {'card': 0}}]}
@@ -381,3 +390,199 @@ def test_webhook_info_events_refused_but_endpoints_read(rx):
     assert result['error_kind'] == 'permission' and result['failed_events'] is None
     [req] = [r for r in rx.requests if r.path == '/v1/events']
     assert req.query.get('delivery_success') in ('false', ['false'])
+
+
+# --------------------------------------------------------------------------- stripe_account_info: the key in Secrets Manager
+
+
+class Secrets:
+    """Secrets Manager on the session's moto_server: secrets created for a test, the module run against it."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.sm = boto3.client('secretsmanager', region_name=AWS_TEST_CREDS['region'], endpoint_url=endpoint,
+                               aws_access_key_id='setup', aws_secret_access_key='setup')
+
+    def create(self, value):
+        name = 'svpms/it/stripe-account-%s' % uuid.uuid4().hex[:10]
+        self.sm.create_secret(Name=name, SecretString=value)
+        return name
+
+    def current(self, name):
+        for version in self.sm.list_secret_version_ids(SecretId=name)['Versions']:
+            if 'AWSCURRENT' in (version.get('VersionStages') or []):
+                return version['VersionId']
+        return None
+
+    def run(self, stripe_url, check=False, **kwargs):
+        args = dict(AWS_TEST_CREDS, endpoint_url=self.endpoint, api_url=stripe_url, status_url='', timeout=5)
+        args.update(kwargs)
+        result = run_module('stripe_account_info', args, check=check)
+        assert_secret_clean(result)
+        return result
+
+
+@pytest.fixture(scope='module')
+def secrets(moto):
+    return Secrets(moto.endpoint)
+
+
+def hint(key):
+    return key[:8] + ELL + key[-4:]
+
+
+def assert_secret_clean(result, values=()):
+    """assert_clean, plus: no secret value of any kind in the whole output, no AWS credential, and no Ansible
+    no_log mask (a mask would mean the module tried to print a value it had registered)."""
+    assert_clean(result)
+    text = result.stdout + result.stderr + json.dumps(dict(result), ensure_ascii=False)
+    for value in (WEBHOOK_SECRET, AWS_TEST_CREDS['access_key'], AWS_TEST_CREDS['secret_key']) + tuple(values):
+        assert value not in text
+    assert '********' not in text
+
+
+def test_key_read_from_the_secret_is_valid(srv, secrets):
+    name = secrets.create(SVC_KEY + '\n')          # a stray newline, as a file upload leaves it
+    result = secrets.run(srv.url, key_secret_id=name)
+    assert result.rc == 0 and not result.failed and result['changed'] is False, result.get('msg')
+    assert (result['key_status'], result['reachable'], result['http_status']) == ('valid', True, 200)
+    assert result['key_source'] == 'secret:%s' % name
+    assert result['key_secret_version_id'] == secrets.current(name)
+    assert (result['key_secret_format'], result['key_json_field'], result['key_secret_error_kind']) == (
+        'plain', None, None)
+    assert result['key_hint'] == hint(SVC_KEY) == 'sk_test_\u20264321'
+    assert (result['key_type'], result['key_mode'], result['livemode']) == ('secret', 'test', False)
+    assert result['error_kind'] is None and result['problems'] == []
+    assert any('whitespace around the key' in n for n in result['notes'])
+    # The task's arguments hold only the secret's name, never the key.
+    assert result['invocation']['module_args']['key_secret_id'] == name
+    assert result['invocation']['module_args']['api_key'] is None
+
+    checked = secrets.run(srv.url, check=True, key_secret_id=name, expect_livemode=True)
+    assert checked['key_status'] == 'valid' and checked['changed'] is False
+    [problem] = checked['problems']
+    assert 'sk_test_\u20264321 is a test-mode key but expect_livemode=true' in problem
+
+
+def test_the_awscurrent_version_is_read_not_the_newest(srv, secrets):
+    name = secrets.create(SVC_KEY_OLD)
+    old_vid = secrets.current(name)
+    new_vid = str(uuid.uuid4())
+    secrets.sm.put_secret_value(SecretId=name, ClientRequestToken=new_vid, SecretString=SVC_KEY)
+    # AWSCURRENT back on the old version: the newest version is not the current one (a rollback).
+    secrets.sm.update_secret_version_stage(SecretId=name, VersionStage='AWSCURRENT', MoveToVersionId=old_vid,
+                                           RemoveFromVersionId=new_vid)
+    assert secrets.current(name) == old_vid
+    result = secrets.run(srv.url, key_secret_id=name)
+    assert result['key_status'] == 'valid'
+    assert result['key_secret_version_id'] == old_vid and result['key_hint'] == hint(SVC_KEY_OLD)
+
+
+def test_key_in_the_secret_revoked_at_stripe(srv, secrets):
+    name = secrets.create(SVC_KEY)
+    srv.revoke_key(SVC_KEY)
+    try:
+        result = secrets.run(srv.url, key_secret_id=name)
+    finally:
+        srv.unrevoke_key(SVC_KEY)
+    assert result.rc == 0 and not result.failed
+    assert (result['key_status'], result['http_status'], result['error_kind'], result['error_code']) == (
+        'revoked', 401, 'invalid_key', 'api_key_expired')
+    assert result['reachable'] is True and result['key_source'] == 'secret:%s' % name
+    assert result['key_secret_version_id'] == secrets.current(name) and result['key_secret_error_kind'] is None
+    [problem] = result['problems']
+    assert problem.startswith('Stripe says the API key sk_test_\u20264321 is expired or revoked')
+    assert secrets.run(srv.url, key_secret_id=name)['key_status'] == 'valid'
+
+
+def test_json_secret_with_key_json_field(srv, secrets):
+    value = json.dumps({'stripe_secret_key': SVC_KEY, 'webhook_secret': WEBHOOK_SECRET, 'account': 'acct_1'})
+    name = secrets.create(value)
+    result = secrets.run(srv.url, key_secret_id=name, key_json_field='stripe_secret_key')
+    assert_secret_clean(result, values=[value])
+    assert result['key_status'] == 'valid' and result['key_hint'] == hint(SVC_KEY)
+    assert (result['key_secret_format'], result['key_json_field']) == ('json', 'stripe_secret_key')
+    assert result['key_secret_version_id'] == secrets.current(name)
+
+    # Not named: found in api_key (the same detection as stripe_key_update's json_field).
+    detected = secrets.create(json.dumps({'api_key': SVC_KEY, 'webhook_secret': WEBHOOK_SECRET}))
+    result = secrets.run(srv.url, key_secret_id=detected)
+    assert result['key_status'] == 'valid' and result['key_json_field'] == 'api_key'
+
+    # A field that is not there: a finding naming the secret and the fields, Stripe not called.
+    result = secrets.run(srv.url, key_secret_id=name, key_json_field='api_key')
+    assert result.rc == 0 and not result.failed
+    assert (result['key_status'], result['error_kind'], result['key_secret_error_kind']) == (
+        'unknown', 'key_secret', 'secret_format')
+    assert result['reachable'] is None and result['attempts'] == 0 and result['key_hint'] is None
+    assert result['key_secret_version_id'] == secrets.current(name)
+    [problem] = result['problems']
+    assert name in problem and 'has no field api_key (key_json_field)' in problem
+    assert 'account, stripe_secret_key, webhook_secret' in problem
+
+    # A plain secret with key_json_field.
+    plain = secrets.create(SVC_KEY)
+    result = secrets.run(srv.url, key_secret_id=plain, key_json_field='stripe_secret_key')
+    assert result['key_secret_error_kind'] == 'secret_format' and 'plain string' in result['problems'][0]
+
+
+def test_missing_secret_is_a_finding(secrets, rx):
+    name = 'svpms/it/no-such-secret-%s' % uuid.uuid4().hex[:8]
+    result = secrets.run(rx.url, key_secret_id=name, expect_livemode=True)
+    assert result.rc == 0 and not result.failed and result['changed'] is False
+    assert (result['key_status'], result['error_kind'], result['key_secret_error_kind']) == (
+        'unknown', 'key_secret', 'not_found')
+    assert result['reachable'] is None                   # Stripe was not asked; about Stripe, not AWS
+    assert (result['http_status'], result['latency_ms'], result['attempts']) == (None, None, 0)
+    assert result['key_source'] == 'secret:%s' % name and result['key_secret_version_id'] is None
+    assert result['key_hint'] is None and result['key_type'] == 'unknown'
+    [problem] = result['problems']
+    assert problem.startswith('Could not read the Stripe key the service uses from Secrets Manager secret %s '
+                              '(not_found): secretsmanager:GetSecretValue failed (ResourceNotFoundException)'
+                              % name)
+    assert 'Stripe was not called' in problem and result['msg'] == problem
+    assert rx.requests == []                             # nothing went to Stripe
+
+
+def test_unreachable_secrets_manager_is_a_finding(rx):
+    args = dict(AWS_TEST_CREDS, endpoint_url=closed_url(), api_url=rx.url, status_url='', timeout=5,
+                key_secret_id='svpms/prod/api/stripe-api-key')
+    result = run_module('stripe_account_info', args)
+    assert_secret_clean(result)
+    assert result.rc == 0 and not result.failed
+    assert (result['key_status'], result['key_secret_error_kind'], result['reachable']) == (
+        'unknown', 'unreachable', None)
+    assert 'svpms/prod/api/stripe-api-key (unreachable)' in result['problems'][0]
+    assert rx.requests == []
+
+
+def test_environment_key_is_not_used_with_key_secret_id(srv, secrets, monkeypatch):
+    monkeypatch.setenv('STRIPE_API_KEY', API_KEY)
+    only_env = run_module('stripe_account_info', dict(api_url=srv.url, status_url=''))
+    assert_clean(only_env)
+    assert only_env['key_source'] == 'environment' and only_env['key_hint'] == hint(API_KEY)
+
+    name = secrets.create(SVC_KEY)
+    result = secrets.run(srv.url, key_secret_id=name)
+    assert result['key_source'] == 'secret:%s' % name and result['key_hint'] == hint(SVC_KEY)
+    assert any('STRIPE_API_KEY is set on this host but not used' in n for n in result['notes'])
+
+
+def test_api_key_source_is_parameter(srv):
+    result = account(srv.url)
+    assert result['key_source'] == 'parameter' and 'key_secret_version_id' not in result
+
+
+@pytest.mark.parametrize('args,message', [
+    (dict(api_key=API_KEY, key_secret_id='svpms/prod/api/stripe-api-key'),
+     'api_key and key_secret_id are mutually exclusive'),
+    (dict(api_key=API_KEY, key_json_field='api_key'), 'key_json_field applies only with key_secret_id'),
+    (dict(key_secret_id='  '), 'key_secret_id must be a non-empty secret name or ARN'),
+    (dict(key_secret_id='svpms/x', key_json_field=''), 'key_json_field must not be empty'),
+])
+def test_key_options_are_checked(args, message):
+    params = dict(AWS_TEST_CREDS, api_url='http://127.0.0.1:9', status_url='')
+    params.update(args)
+    result = run_module('stripe_account_info', params)
+    assert_secret_clean(result)
+    assert result.failed and message in result['msg'], result['msg']

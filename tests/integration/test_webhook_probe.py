@@ -16,6 +16,7 @@ the module maps it through module_utils/aws.py's classify like every other AWS m
 
 import http.server
 import json
+import re
 import secrets
 import threading
 import time
@@ -385,3 +386,52 @@ def test_bad_input_names_the_parameter(env, secret_name, args, param):
     r = env.run(**full)
     assert r.failed and r['msg'].startswith(param), r['msg']
     assert 'hunter2hunter2' not in r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- secret versions
+
+
+ISO_UTC = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$')
+
+
+def test_secret_version_reports_current_and_previous(env, endpoint):
+    name = env.create(WHSEC)
+    first = env.sm.describe_secret(SecretId=name)['VersionIdsToStages']
+    (only,) = first
+    r = env.run(url=endpoint.url, secret_id=name)
+    assert r['accepted'] is True and r['notes'] == []
+    sv = r['secret_version']
+    assert sv['current_version_id'] == only and ISO_UTC.match(sv['current_created'])
+    assert sv['previous_version_id'] is None and sv['previous_created'] is None
+
+    # The signing secret is changed out of band: a new version becomes AWSCURRENT, the old one AWSPREVIOUS.
+    new_value = 'whsec_' + secrets.token_hex(16)
+    env.sensitive.append(new_value)
+    new = env.sm.put_secret_value(SecretId=name, SecretString=new_value)['VersionId']
+    endpoint.requests.clear()
+    r = env.run(url=endpoint.url, secret_id=name)  # env.run checks neither value appears anywhere
+    sv = r['secret_version']
+    assert set(sv) == {'current_version_id', 'current_created', 'previous_version_id', 'previous_created'}
+    assert sv['current_version_id'] == new and sv['previous_version_id'] == only
+    assert ISO_UTC.match(sv['current_created']) and ISO_UTC.match(sv['previous_created'])
+    assert r['notes'] == []
+    # The probe signed with the new (AWSCURRENT) value, which the endpoint does not know.
+    assert r['accepted'] is False and "does not match Stripe's" in r['problems'][0]
+    headers, body = endpoint.requests[2]  # the correctly signed event, the last of the three
+    stripe.Webhook.construct_event(body, headers['Stripe-Signature'], new_value)
+
+
+def test_secret_version_follows_a_moved_awscurrent(env, endpoint):
+    """AWSCURRENT moved back to the older version: the probe signs with it and reports it. (It reads the value by
+    stage: moto answers a read without VersionStage with the newest version, which the endpoint would reject.)"""
+    name = env.create(WHSEC)
+    (old,) = env.sm.describe_secret(SecretId=name)['VersionIdsToStages']
+    new_value = 'whsec_' + secrets.token_hex(16)
+    env.sensitive.append(new_value)
+    new = env.sm.put_secret_value(SecretId=name, SecretString=new_value)['VersionId']
+    env.sm.update_secret_version_stage(SecretId=name, VersionStage='AWSCURRENT', MoveToVersionId=old,
+                                       RemoveFromVersionId=new)
+    r = env.run(url=endpoint.url, secret_id=name)
+    assert r['accepted'] is True and r['problems'] == [] and r['notes'] == []
+    assert r['secret_version']['current_version_id'] == old
+    assert r['secret_version']['previous_version_id'] == new
