@@ -357,12 +357,11 @@ def test_password_from_environment(auth, monkeypatch):
 
 
 def test_concurrency_bounds_attempts_in_flight(auth):
-    started = time.monotonic()
     result = probe(auth, 'concurrent', with_check=False, count=8, concurrency=4, timeout=5)
-    elapsed = time.monotonic() - started
     assert result['succeeded'] == 8
+    # not one after another, and never more than asked: counted by the server (each login takes 0.4 s), not by
+    # the wall clock, which a loaded CI machine stretches
     assert 2 <= auth.max_inflight <= 4, auth.max_inflight
-    assert elapsed < 8 * 0.4, elapsed  # not one after another
     sequential = probe(auth, 'concurrent', with_check=False, count=2, concurrency=1)
     assert sequential['succeeded'] == 2 and auth.max_inflight <= 4
 
