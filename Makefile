@@ -15,6 +15,7 @@ help:
 	@echo "make demo   - set up, start the local sandbox, inject a bad deploy, triage -> page -> runbook -> resolve -> report (prints the HTML report path)"
 	@echo "              FAULT=lock_contention|cache_miss_storm|slow_deploy make demo: the high latency scenario instead"
 	@echo "              FAULT=redis_down|jwt_key_mismatch|idp_cert_expired|user_table_denied make demo: authentication"
+	@echo "              FAULT=webhook_endpoint_down|webhook_secret_mismatch|stripe_key_revoked|signature_check_disabled make demo: Stripe webhooks"
 	@echo "make test   - everything CI checks (lint, sanity, docs, unit, integration, e2e, molecule, galaxy-importer)"
 
 $(BIN)/ansible-playbook: requirements.txt requirements-dev.txt

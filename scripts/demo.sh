@@ -4,7 +4,11 @@
 # the timings and where the report is. KEEP_SANDBOX=1 leaves it running.
 # FAULT=lock_contention|cache_miss_storm|slow_deploy make demo runs the high
 # latency scenario instead, FAULT=redis_down|jwt_key_mismatch|idp_cert_expired|
-# user_table_denied the authentication scenario (triage routes each).
+# user_table_denied the authentication scenario, FAULT=webhook_endpoint_down|
+# webhook_secret_mismatch|stripe_key_revoked|signature_check_disabled the
+# Stripe webhook failures scenario (triage routes each). For
+# stripe_key_revoked, SVPMS_NEW_STRIPE_API_KEY=sk_test_... gives the runbook a
+# new key to store; without one a human is asked for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -37,9 +41,15 @@ case $fault in
   redis_down|jwt_key_mismatch|idp_cert_expired|user_table_denied)
     echo "==> Injecting the incident: $fault (authentication failures; logins fail at once)"
     sandbox inject "$fault" ;;
+  webhook_endpoint_down|webhook_secret_mismatch|stripe_key_revoked|signature_check_disabled)
+    echo "==> Injecting the incident: $fault (Stripe webhook failures)"
+    sandbox inject "$fault"
+    echo "==> Letting payment events pile up for 15 s (one payment every 2 s)"
+    sleep 15 ;;
   *)
     echo "unknown FAULT=$fault: allowed high_error_rate, lock_contention, cache_miss_storm, slow_deploy," \
-         "redis_down, jwt_key_mismatch, idp_cert_expired, user_table_denied" >&2
+         "redis_down, jwt_key_mismatch, idp_cert_expired, user_table_denied, webhook_endpoint_down," \
+         "webhook_secret_mismatch, stripe_key_revoked, signature_check_disabled" >&2
     exit 2 ;;
 esac
 

@@ -474,6 +474,7 @@ class Sandbox(StripeMixin):
             'svpms_stripe_webhook_url': self.stripe_webhook_url,
             'svpms_stripe_webhook_secret_id': C.STRIPE_WEBHOOK_SECRET_ID,
             'svpms_stripe_livemode': False,
+            'svpms_stripe_status_url': '',  # no internet here: the runbook skips Stripe's public status page
         }
         if not self.payments:  # no Stripe in this sandbox: the runbooks skip the payments checks
             conn = {k: v for k, v in conn.items() if not k.startswith('svpms_stripe_')}

@@ -52,7 +52,7 @@ CONNECTION_KEYS |= {
 # the Stripe stand-in, the API's Stripe secrets and OUR webhook endpoint (scenario 4)
 CONNECTION_KEYS |= {
     'svpms_stripe_api_url', 'svpms_stripe_api_key', 'svpms_stripe_key_secret_id', 'svpms_stripe_webhook_url',
-    'svpms_stripe_webhook_secret_id', 'svpms_stripe_livemode',
+    'svpms_stripe_webhook_secret_id', 'svpms_stripe_livemode', 'svpms_stripe_status_url',
 }
 ALB_DIMS = [{'Name': 'LoadBalancer', 'Value': C.ALB_LOAD_BALANCER},
             {'Name': 'TargetGroup', 'Value': C.ALB_TARGET_GROUP}]
