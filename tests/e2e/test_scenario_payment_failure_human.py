@@ -9,7 +9,8 @@ runbook, which escalates and changes nothing -> the service's Stripe key
 revoked: without a new key a human is asked for one and nothing is written;
 with a new key in SVPMS_NEW_STRIPE_API_KEY the runbook verifies it, stores it
 as AWSCURRENT and redeploys, and payments succeed again, without the key
-ever printed at -vvvv.
+ever printed at -vvvv -> our endpoint disabled at Stripe, in approve mode:
+the run stops with the exact approval, then enables it and replays.
 """
 import json
 import os
@@ -19,7 +20,7 @@ import pytest
 from tests.e2e.conftest import run_playbook
 from tests.e2e.latency import wait_until
 from tests.e2e.payments import (C, FAST_VERIFY, NEW_KEY, assert_clean_output, payments, playbook, primary,
-                                secret_value, secret_versions, wait_for_delivery)
+                                secret_value, secret_versions, stripe, wait_for_delivery, wait_for_undelivered)
 
 pytestmark = pytest.mark.e2e
 SANDBOX_PAYMENTS = True  # the sandbox fixture (conftest.py) starts the Stripe stand-in and payment traffic
@@ -107,4 +108,32 @@ def test_revoked_key_with_a_new_one_is_verified_stored_redeployed(sandbox, tmp_p
     wait_until('payments to succeed again', lambda: (
         payments(sandbox)['api']['last_error'] is None and payments(sandbox)['api']['last_status'] == 200,
         payments(sandbox)['api']), timeout=20)
+    assert_clean_output(run, sandbox)
+
+
+def test_disabled_endpoint_waits_for_approval_then_is_enabled_and_replayed(sandbox, tmp_path):
+    """incident_mode=approve (production's default): the run stops with the exact approval and changes nothing;
+    re-run with it, the endpoint is enabled through the API and the missed events are replayed."""
+    client = stripe(sandbox)
+    we_id = sandbox.stripe_endpoint()['id']
+    assert client.set_endpoint_disabled(we_id, True)['status'] == 'disabled'
+    wait_for_undelivered(sandbox, count=2)
+    run = run_playbook(sandbox, tmp_path, 'e2e-pay-disabled', '-e', 'incident_mode=approve', playbook=playbook())
+    assert run.rc != 0, run.output[-3000:]
+    token = 'stripe_webhook_endpoint:svpms-api:%s' % we_id
+    assert 'incident_approve=%s' % token in run.output
+    summary = run.summary()
+    assert summary['outcome'] == 'approval_required', summary
+    assert summary['mitigation']['replay'] == {'ran': False}
+    assert client.endpoint(we_id)['status'] == 'disabled', 'approve mode must not change anything'
+    run = run_playbook(sandbox, tmp_path, 'e2e-pay-disabled', '-e', 'incident_mode=approve',
+                       '-e', 'incident_approve=%s' % token, *FAST_VERIFY[:4], playbook=playbook())
+    assert run.rc == 0, run.output[-5000:]
+    summary = run.summary()
+    assert summary['outcome'] == 'recovered', summary
+    assert summary['mitigation']['status'] == 'applied'
+    assert summary['mitigation']['after'] == {'endpoint': we_id, 'status': 'enabled'}
+    assert client.endpoint(we_id)['status'] == 'enabled'
+    assert summary['mitigation']['replay']['acknowledged'] >= 2, summary['mitigation']['replay']
+    wait_for_delivery(sandbox)
     assert_clean_output(run, sandbox)

@@ -100,3 +100,10 @@ def test_secret_mismatch_auto_restores_the_secret_redeploys_and_replays(sandbox,
     assert mitigation['replay']['acknowledged'] >= 1 and summary['verification']['status'] == 'passed'
     wait_for_delivery(sandbox)  # Stripe's own deliveries work again
     assert_clean_output(run, sandbox)
+    # the post-incident report names the payments symptom, not an error rate; no secret in it
+    post = run_playbook(sandbox, tmp_path, 'e2e-pay-secret-auto', playbook=playbook('post_incident.yml'))
+    assert post.rc == 0, post.output[-3000:]
+    report = post.report()
+    assert 'Stripe webhook events not delivered (and not replayed) &gt;= 1' in report, report[:3000]
+    assert 'secret_restore' in report
+    assert_clean_output(post, sandbox)

@@ -80,7 +80,8 @@ def test_healthy_payments_are_delivered_and_processed(box):
         'svpms_stripe_api_url': box.stripe_url, 'svpms_stripe_api_key': C.STRIPE_OPERATOR_KEY,
         'svpms_stripe_key_secret_id': 'svpms/sandbox/api/stripe-api-key',
         'svpms_stripe_webhook_url': box.twin_url + '/webhooks/stripe',
-        'svpms_stripe_webhook_secret_id': 'svpms/sandbox/api/stripe-webhook-secret', 'svpms_stripe_livemode': False}
+        'svpms_stripe_webhook_secret_id': 'svpms/sandbox/api/stripe-webhook-secret', 'svpms_stripe_livemode': False,
+        'svpms_stripe_status_url': ''}
     assert secret_value(box, C.STRIPE_KEY_SECRET_ID) == C.STRIPE_API_KEY != C.STRIPE_OPERATOR_KEY
     assert secret_value(box, C.STRIPE_WEBHOOK_SECRET_ID) == right_secret(box)
     assert right_secret(box).startswith('whsec_sandbox')
@@ -108,7 +109,7 @@ def test_healthy_payments_are_delivered_and_processed(box):
 
 def test_healthy_twin_rejects_missing_wrong_and_stale_signatures(box):
     client = StripeClient(box.stripe_url)
-    event = client.events(delivery_success=True)[-1]
+    event = until(lambda: client.events(delivery_success=True)[-1:], 20, what='a delivered event')[0]
     body = json.dumps(event).encode('utf-8')
     before = payments(box)['rejected']
     now = int(time.time())
