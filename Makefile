@@ -72,9 +72,10 @@ molecule: setup
 importer: setup build
 	bash scripts/importer.sh
 
-# Figures, not tests: how long the high-latency evidence pass takes.
+# Figures, not tests: how long the high-latency evidence pass and health verification of 1/10/50 services take.
 bench: setup
 	$(BIN)/python benchmarks/evidence_pass.py
+	$(BIN)/python benchmarks/health_verification.py
 
 build: setup
 	mkdir -p build

@@ -1,7 +1,9 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -72,3 +74,30 @@ def run_playbook(box, tmp_path, incident_id, *extra, playbook=None, env=None, cw
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env, cwd=cwd, check=False,
                           stdin=subprocess.DEVNULL)  # non-interactive, as AWX, EDA and cron run it
     return PlaybookRun(proc, os.path.join(root, incident_id))
+
+
+def sandbox_inventory(box, dest):
+    """A copy of inventories/sandbox in `dest` with this sandbox's connection settings as group vars, as AWX
+    and ansible-rulebook get an environment's inventory (no -e @connection.yml there). -> dest (str)."""
+    shutil.copytree(os.path.join(REPO, 'inventories', 'sandbox'), dest)
+    with open(os.path.join(box.connection_file)) as fh:
+        conn = json.loads(''.join(line for line in fh if not line.startswith('#')))
+    # host vars of svpms-api, read after its service.yml: they win over the inventory's placeholders
+    with open(os.path.join(dest, 'host_vars', 'svpms-api', 'zz_connection.yml'), 'w') as fh:
+        json.dump(conn, fh, indent=2)  # JSON is YAML
+    return str(dest)
+
+
+def wait_for_metrics(box, timeout=60):
+    """Until the twin has published ALB request counts to CloudWatch (moto answers 500 before any)."""
+    cw = box.boto('cloudwatch')
+
+    def published():
+        return bool(cw.list_metrics(Namespace='AWS/ApplicationELB', MetricName='RequestCount')['Metrics'])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if published():
+            time.sleep(6)  # one more publish interval: a full datapoint
+            return
+        time.sleep(1)
+    raise AssertionError('no RequestCount metric in CloudWatch after %d s' % timeout)
