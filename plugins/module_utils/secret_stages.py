@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import datetime
 
+from ansible_collections.svpms.incident_response.plugins.module_utils.aws import AWSError
+
 STAGE_CURRENT = 'AWSCURRENT'
 STAGE_PREVIOUS = 'AWSPREVIOUS'
 STAGE_PENDING = 'AWSPENDING'
@@ -51,3 +53,22 @@ def iso_utc(value):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
     return None
+
+
+class StageSteps(object):
+    """Mixin for the modules that move staging labels step by step (jwt_key_rotate, stripe_key_update,
+    secret_restore). The class sets ``self.sm`` (an AWSModule client), ``self.secret_id`` and its own
+    ``fail(msg, **extra)`` (which may redact)."""
+
+    def fail_aws(self, err, what, **extra):
+        extra.update(err.to_result())
+        self.fail('%s: %s' % (what, err.describe()), **extra)
+
+    def move(self, stage, to_version, from_version, done, step):
+        """One step of a plan: move ``stage``; on an AWS error fail naming the step and the steps done before."""
+        try:
+            move_stage(self.sm, self.secret_id, stage, to_version, from_version)
+        except AWSError as err:
+            self.fail_aws(err, 'Step failed: %s. Steps done before it: %s' % (step, '; '.join(done) or 'none'),
+                          done=done)
+        done.append(step)

@@ -188,7 +188,7 @@ PREVIOUS = jwt_keys.STAGE_PREVIOUS
 PENDING = jwt_keys.STAGE_PENDING
 
 
-class Rotation(object):
+class Rotation(secret_stages.StageSteps):
     def __init__(self, module, sm, secret_id):
         self.module = module
         self.sm = sm
@@ -206,10 +206,6 @@ class Rotation(object):
         out['msg'] = jwt_keys.redact(msg, self.sensitive)
         out.setdefault('reachable', True)
         self.module.fail_json(**out)
-
-    def fail_aws(self, err, what, **extra):
-        extra.update(err.to_result())
-        self.fail('%s: %s' % (what, err.describe()), **extra)
 
     def stages(self):
         try:
@@ -232,14 +228,6 @@ class Rotation(object):
                                        secret_binary=resp.get('SecretBinary'))
         self.remember(parsed.sensitive_values())
         return parsed
-
-    def move(self, stage, to_version, from_version, done, step):
-        try:
-            secret_stages.move_stage(self.sm, self.secret_id, stage, to_version, from_version)
-        except AWSError as err:
-            self.fail_aws(err, 'Step failed: %s. Steps done before it: %s' % (step, '; '.join(done) or 'none'),
-                          done=done)
-        done.append(step)
 
 
 def snapshot(by_stage, kid, kind):

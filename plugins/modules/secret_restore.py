@@ -208,7 +208,7 @@ def diff_text(state):
     return '%s: %s\n%s: %s\n' % (CURRENT, state['current_version'], PREVIOUS, state['previous_version'])
 
 
-class Restore(object):
+class Restore(secret_stages.StageSteps):
     def __init__(self, module, sm, secret_id):
         self.module = module
         self.sm = sm
@@ -221,10 +221,6 @@ class Restore(object):
         out['msg'] = msg
         out.setdefault('reachable', True)
         self.module.fail_json(**out)
-
-    def fail_aws(self, err, what, **extra):
-        extra.update(err.to_result())
-        self.fail('%s: %s' % (what, err.describe()), **extra)
 
     def note(self):
         done = self.result.get('done')
@@ -251,14 +247,6 @@ class Restore(object):
             self.fail_aws(err, 'Could not list the versions of secret %s %s' % (self.secret_id, self.note()),
                           done=self.result.get('done'))
         return dict((v['VersionId'], secret_stages.iso_utc(v.get('CreatedDate'))) for v in items if v.get('VersionId'))
-
-    def move(self, stage, to_version, from_version, done, step):
-        try:
-            secret_stages.move_stage(self.sm, self.secret_id, stage, to_version, from_version)
-        except AWSError as err:
-            self.fail_aws(err, 'Step failed: %s. Steps done before it: %s' % (step, '; '.join(done) or 'none'),
-                          done=done)
-        done.append(step)
 
 
 def clean_option(module, params, name):

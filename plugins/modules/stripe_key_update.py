@@ -355,7 +355,7 @@ def refusal(err, hint, secret_id):
 # --------------------------------------------------------------------------- the task
 
 
-class Update(object):
+class Update(secret_stages.StageSteps):
     def __init__(self, module, sm, secret_id, new_key):
         self.module = module
         self.sm = sm
@@ -401,10 +401,6 @@ class Update(object):
         done = self.result.get('done')
         return '(steps done: %s)' % '; '.join(done) if done else '(nothing written)'
 
-    def fail_aws(self, err, what, **extra):
-        extra.update(err.to_result())
-        self.fail('%s: %s' % (what, err.describe()), **extra)
-
     def stages(self):
         try:
             desc = self.sm.call('describe_secret', SecretId=self.secret_id)
@@ -432,14 +428,6 @@ class Update(object):
                       % (stage, version_id, self.secret_id), error_kind='secret_format')
         self.remember([text, text.strip()])
         return text
-
-    def move(self, stage, to_version, from_version, done, step):
-        try:
-            secret_stages.move_stage(self.sm, self.secret_id, stage, to_version, from_version)
-        except AWSError as err:
-            self.fail_aws(err, 'Step failed: %s. Steps done before it: %s' % (step, '; '.join(done) or 'none'),
-                          done=done)
-        done.append(step)
 
 
 def _mask(data, value):
