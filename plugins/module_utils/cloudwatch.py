@@ -313,3 +313,101 @@ def series_records(points, factor=1.0, digits=6):
     """``[{timestamp: ISO, value}]`` ascending, values multiplied by ``factor``."""
     return [dict(timestamp=iso(ts), value=round(value * factor, digits))
             for ts, value in sorted(points or [])]
+
+
+# --------------------------------------------------------------------------- publishing
+
+# What PutMetricData accepts (CloudWatch API reference, MetricDatum / StandardUnit).
+STANDARD_UNITS = (
+    'Seconds', 'Microseconds', 'Milliseconds', 'Bytes', 'Kilobytes', 'Megabytes', 'Gigabytes', 'Terabytes',
+    'Bits', 'Kilobits', 'Megabits', 'Gigabits', 'Terabits', 'Percent', 'Count', 'Bytes/Second',
+    'Kilobytes/Second', 'Megabytes/Second', 'Gigabytes/Second', 'Terabytes/Second', 'Bits/Second',
+    'Kilobits/Second', 'Megabits/Second', 'Gigabits/Second', 'Terabits/Second', 'Count/Second', 'None')
+MAX_METRICS_PER_PUT = 1000
+MAX_DIMENSIONS = 30
+MAX_NAME_LENGTH = 255
+MAX_DIMENSION_VALUE_LENGTH = 1024
+# CloudWatch rejects values outside 8.515920e-109 .. 1.174271e+108 in magnitude (and NaN/Infinity).
+MAX_ABS_VALUE = 1.174271e108
+MIN_ABS_VALUE = 8.515920e-109
+# Accepted timestamps: up to two weeks old, up to two hours ahead.
+MAX_AGE_SECONDS = 14 * 24 * 3600
+MAX_AHEAD_SECONDS = 2 * 3600
+
+
+def validate_namespace(namespace):
+    """None if ``namespace`` is one PutMetricData accepts for custom metrics, else an error message."""
+    if not isinstance(namespace, str) or not namespace.strip():
+        return 'namespace must be a non-empty string, for example SVPMS/HealthVerification'
+    if len(namespace) > MAX_NAME_LENGTH:
+        return 'namespace must be at most %d characters, got %d' % (MAX_NAME_LENGTH, len(namespace))
+    if namespace.startswith(':') or namespace != namespace.strip():
+        return 'namespace must not start with ":" or have leading/trailing spaces, got %r' % namespace
+    if namespace.upper().startswith('AWS/'):
+        return ('namespace %r is reserved: namespaces starting with "AWS/" belong to AWS services; '
+                'use your own, for example SVPMS/HealthVerification' % namespace)
+    return None
+
+
+def metric_datum(metric, index=0, now=None):
+    """One PutMetricData ``MetricDatum`` from a ``metrics`` entry (name, value, unit, dimensions,
+    timestamp, storage_resolution). Raises ValueError naming ``metrics[index].<field>`` and what is allowed."""
+    where = 'metrics[%d]' % index
+    if not isinstance(metric, dict):
+        raise ValueError('%s must be a dictionary with name and value, got %r' % (where, metric))
+    unknown = sorted(set(metric) - {'name', 'value', 'unit', 'dimensions', 'timestamp', 'storage_resolution'})
+    if unknown:
+        raise ValueError('%s has unknown keys %s; allowed: name, value, unit, dimensions, timestamp, '
+                         'storage_resolution' % (where, ', '.join(unknown)))
+    name = metric.get('name')
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise ValueError('%s.name must be a metric name of 1 to %d characters, got %r' % (where, MAX_NAME_LENGTH, name))
+    value = metric.get('value')
+    if isinstance(value, bool):
+        value = 1.0 if value else 0.0  # a verdict as 1/0
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError('%s.value must be a number, got %r' % (where, metric.get('value')))
+    if math.isnan(value) or math.isinf(value) or abs(value) > MAX_ABS_VALUE or (0 < abs(value) < MIN_ABS_VALUE):
+        raise ValueError('%s.value must be a finite number CloudWatch can store (0, or a magnitude between '
+                         '%g and %g), got %r' % (where, MIN_ABS_VALUE, MAX_ABS_VALUE, metric.get('value')))
+    unit = metric.get('unit') or 'None'
+    if unit not in STANDARD_UNITS:
+        raise ValueError('%s.unit must be one of %s; got %r' % (where, ', '.join(STANDARD_UNITS), unit))
+    dimensions = metric.get('dimensions') or {}
+    if not isinstance(dimensions, dict):
+        raise ValueError('%s.dimensions must be a dictionary of name: value, got %r' % (where, dimensions))
+    if len(dimensions) > MAX_DIMENSIONS:
+        raise ValueError('%s.dimensions has %d entries; CloudWatch allows at most %d'
+                         % (where, len(dimensions), MAX_DIMENSIONS))
+    for dim_name, dim_value in dimensions.items():
+        if not isinstance(dim_name, str) or not dim_name.strip() or len(dim_name) > MAX_NAME_LENGTH \
+                or dim_name.startswith(':'):
+            raise ValueError('%s.dimensions: %r is not a dimension name (1 to %d characters, not starting with ":")'
+                             % (where, dim_name, MAX_NAME_LENGTH))
+        text = '' if dim_value is None else str(dim_value)
+        if not text.strip() or len(text) > MAX_DIMENSION_VALUE_LENGTH:
+            raise ValueError('%s.dimensions.%s must have a value of 1 to %d characters, got %r'
+                             % (where, dim_name, MAX_DIMENSION_VALUE_LENGTH, dim_value))
+    now = _time_now() if now is None else now
+    timestamp = metric.get('timestamp')
+    seconds = now if timestamp in (None, '') else parse_time(timestamp, '%s.timestamp' % where)
+    if seconds < now - MAX_AGE_SECONDS or seconds > now + MAX_AHEAD_SECONDS:
+        raise ValueError('%s.timestamp %s is outside what CloudWatch accepts (at most two weeks old, at most '
+                         'two hours ahead of now, %s)' % (where, iso(seconds), iso(now)))
+    resolution = metric.get('storage_resolution', 60)
+    if resolution in (None, ''):
+        resolution = 60
+    if isinstance(resolution, bool) or str(resolution) not in ('1', '60'):
+        raise ValueError('%s.storage_resolution must be 1 (high resolution) or 60 (standard), got %r'
+                         % (where, resolution))
+    return dict(MetricName=name, Value=value, Unit=unit, Dimensions=dimensions_list(dimensions),
+                Timestamp=from_epoch(seconds), StorageResolution=int(resolution))
+
+
+def describe_datum(namespace, datum):
+    """``namespace/name{dim=value,...} value unit @ time`` - one line of a diff or a timeline."""
+    dims = ','.join('%s=%s' % (d['Name'], d['Value']) for d in datum['Dimensions'])
+    value = '%g' % datum['Value']
+    return '%s/%s{%s} %s %s @ %s' % (namespace, datum['MetricName'], dims, value, datum['Unit'], iso(datum['Timestamp']))
