@@ -49,13 +49,13 @@ unit: setup
 	$(BIN)/pytest tests/unit -q
 
 integration: setup
-	$(BIN)/pytest tests/integration -q -n $(E2E_WORKERS) --dist loadfile
+	$(BIN)/pytest tests/integration -q -n $(E2E_WORKERS) --dist loadfile --durations=15
 
 sandbox-test: setup
 	$(BIN)/pytest tests/sandbox -q -n $(E2E_WORKERS) --dist loadfile
 
 e2e: setup
-	$(BIN)/pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile --durations=10
+	$(BIN)/pytest tests/e2e -q -n $(E2E_WORKERS) --dist loadfile --durations=0 --durations-min=20
 
 lint: setup
 	bash scripts/lint.sh

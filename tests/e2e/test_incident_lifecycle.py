@@ -62,6 +62,11 @@ def state(root):
         return json.load(fh)
 
 
+def record(root, name='summary.json'):
+    with open(os.path.join(str(root), 'incidents', INCIDENT, name)) as fh:
+        return json.load(fh)
+
+
 def triage(box, root, *extra):
     return run_playbook(box, root, INCIDENT, *extra, playbook=os.path.join(REPO, 'playbooks', 'triage.yml'))
 
@@ -93,16 +98,25 @@ def test_triage_pages_once_opens_status_page_and_thread_then_routes(box, root):
 
 def test_a_rerun_does_not_page_twice(box, root):
     before = len(pd_events(box, 'trigger'))
+    recovered = record(root)
     run = triage(box, root)
     assert run.rc == 0, run.output[-4000:]
     assert len(pd_events(box, 'trigger')) == before == 1
+    # a re-triage that runs no runbook keeps the incident's record (the rollback) and, when it still sees an
+    # incident (the metrics window lags the recovery), writes its own account beside it (last_run.json)
+    assert record(root) == recovered and recovered['outcome'] == 'recovered'
+    assert state(root)['severity'] == 'P1'  # the peak; a lower re-triage is last_triage_severity
 
 
 def test_check_mode_sends_nothing(box, root):
     before = len(sent(box))
+    recovered, triaged, severity = record(root), record(root, 'triage.json'), state(root)['severity']
     run = triage(box, root, '--check', '-e', 'triage_route=true')
     assert run.rc == 0, run.output[-4000:]
     assert len(sent(box)) == before
+    # nor does it rewrite the incident's record: its account is last_run.json / last_run_triage.json
+    assert record(root) == recovered and record(root, 'triage.json') == triaged
+    assert state(root)['severity'] == severity == 'P1'
 
 
 def test_resolve_closes_page_status_page_and_posts(box, root):

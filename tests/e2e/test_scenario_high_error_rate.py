@@ -8,9 +8,11 @@ Every assertion about state is read back from moto itself.
 import concurrent.futures
 import fcntl
 import glob
+import json
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
 import termios
@@ -24,6 +26,7 @@ from tests.helpers.servers import REPO, VENV_BIN, free_port
 pytestmark = pytest.mark.e2e
 
 SECRETS = ('sandbox-secret-key',)
+RECOVERED = {}  # the incident directory of the auto run, re-run by the next test
 
 
 def service(box):
@@ -213,6 +216,7 @@ def test_auto_mode_rolls_back_and_verifies_one_run_at_a_time(sandbox, tmp_path):
     phases = {e['phase'] for e in run.timeline()}
     assert {'detect', 'investigate', 'decide', 'mitigate', 'verify', 'record'} <= phases
     assert_no_secrets(run)
+    RECOVERED['dir'] = run.incident_dir
 
 
 def test_rerun_right_after_recovery_changes_nothing(sandbox, tmp_path):
@@ -220,10 +224,19 @@ def test_rerun_right_after_recovery_changes_nothing(sandbox, tmp_path):
     the runbook must see that the latest datapoints are clean and not roll back
     further or scale out."""
     before = service(sandbox)
-    run = run_playbook(sandbox, tmp_path, 'e2e-rerun')
+    # the same incident: its record (the rollback) must survive the re-run
+    incident = os.path.basename(RECOVERED['dir'])
+    shutil.copytree(RECOVERED['dir'], str(tmp_path / 'incidents' / incident))
+    run = run_playbook(sandbox, tmp_path, incident)
     assert run.rc == 0, run.output
+    with open(os.path.join(run.incident_dir, 'last_run.json')) as fh:
+        assert json.load(fh)['outcome'] == 'no_incident'
     summary = run.summary()
-    assert summary['outcome'] == 'no_incident', summary['symptom']
+    assert summary['outcome'] == 'recovered' and summary['mitigation']['status'] == 'applied'
+    with open(os.path.join(run.incident_dir, 'state.json')) as fh:
+        state = json.load(fh)
+    assert state['phase'] == 'recovered' and state['last_run_outcome'] == 'no_incident'
+    assert 'The incident record (outcome recovered) is kept' in run.output
     after = service(sandbox)
     assert after['taskDefinition'] == before['taskDefinition']
     assert after['desiredCount'] == before['desiredCount']
