@@ -9,7 +9,7 @@ LINK := .collections/ansible_collections/svpms/incident_response
 SANDBOX := PYTHONPATH=sandbox $(BIN)/python -m svpms_sandbox
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup demo demo-stop test unit integration sandbox-test e2e lint sanity docs importer molecule build bench clean
+.PHONY: help setup demo demo-stop test unit server-tests integration sandbox-test e2e lint sanity docs importer molecule build bench clean
 
 help:
 	@echo "make demo   - set up, start the local sandbox, inject a bad deploy, triage -> page -> runbook -> resolve -> report (prints the HTML report path)"
@@ -37,13 +37,19 @@ demo: setup
 demo-stop:
 	-$(SANDBOX) stop
 
-test: setup lint sanity docs unit integration sandbox-test e2e molecule importer
+test: setup lint sanity docs unit server-tests molecule importer
 	@echo "make test: all checks passed"
 
-# Integration, sandbox and end-to-end tests mostly wait (on servers, metrics
-# windows, settle times, verification rounds): two workers, each test file on
-# one worker in file order, with its own servers and sandbox on free ports.
+# Integration, sandbox and end-to-end tests: each test file on one worker in
+# file order, with its own servers and sandbox on free ports. Alone, each
+# suite runs on two workers; `make test` runs the three as one session on
+# four, which keeps both cores busy (measured: 18 min instead of 21, 180 % CPU;
+# the suites are CPU-bound in ansible-playbook and module start-up, not idle).
 E2E_WORKERS ?= 2
+TEST_WORKERS ?= 4
+
+server-tests: setup
+	$(BIN)/pytest tests/integration tests/sandbox tests/e2e -q -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 unit: setup
 	$(BIN)/pytest tests/unit -q
