@@ -1,6 +1,7 @@
 """Start and stop the real backends the tests talk to, on loopback, by PID."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,10 +13,36 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.dirname(sys.executable)
 
 
+# Ports for the servers tests start. Not from the kernel's ephemeral range (32768-60999 here): a port
+# picked there and released is soon taken by some outgoing connection before the server binds it. Each
+# pytest-xdist worker gets its own slice, so two workers never pick the same port.
+PORT_BASE = 20000
+PORT_SLICE = 1500
+_handed_out = set()
+
+
+def _worker_index():
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')  # gw0, gw1, ...
+    try:
+        return int(worker[2:]) % 8
+    except ValueError:
+        return 0
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nothing listens on, not handed out before by this process."""
+    low = PORT_BASE + _worker_index() * PORT_SLICE
+    candidates = [p for p in range(low, low + PORT_SLICE) if p not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError('no free loopback port in %d-%d' % (low, low + PORT_SLICE - 1))
 
 
 def wait_http(url, timeout=20.0, what='server'):

@@ -328,11 +328,14 @@ def test_jwt_key_mismatch_then_new_key_and_redeploy_recovers(box):
     box.boto('ecs').update_service(cluster=C.CLUSTER, service=C.SERVICE, forceNewDeployment=True)
 
     def signing_new_key():
+        # signing key (read at the redeploy) and verification keys (their own poll) both moved on
         auth = twin_auth(box)
-        return auth if auth['signing_kid'] == new.kid else None
+        return auth if (auth['signing_kid'] == new.kid
+                        and auth['verification_kids'] == sorted([new.kid, current.kid])) else None
 
-    state = until(signing_new_key, 10, interval=0.2, what='the twin to sign with the new key after the redeploy')
-    assert state['deployment_id'] != before and state['verification_kids'] == sorted([new.kid, current.kid])
+    state = until(signing_new_key, 30, interval=0.2,
+                  what='the twin to sign with the new key and verify with both after the redeploy')
+    assert state['deployment_id'] != before
     status, body = login_and_me(box)
     assert status == 200 and body['email'] == C.PROBE_USER
     assert jwks_publishes(box, secret_stage(box)[1]) is True
