@@ -26,7 +26,7 @@ from tests.helpers.servers import REPO, VENV_BIN, free_port
 pytestmark = pytest.mark.e2e
 
 SECRETS = ('sandbox-secret-key',)
-RECOVERED = {}  # the incident directory of the auto run, re-run by the next test
+RECOVERED = {}  # incident directories (approve run, auto run) that later tests run again
 
 
 def service(box):
@@ -77,6 +77,7 @@ def test_approve_mode_stops_before_the_change(sandbox, tmp_path):
     assert summary['mitigation']['approval'] == token
     assert 'incident_approve=%s' % token in run.report()
     assert_no_secrets(run)
+    RECOVERED['approve_dir'] = run.incident_dir
 
 
 def test_aws_unreachable_is_evidence_not_a_crash(sandbox, tmp_path):
@@ -115,6 +116,17 @@ def test_check_mode_changes_nothing_and_reports_the_plan(sandbox, tmp_path):
     assert 'would_apply' in report and 'after (would be)' in report
     rollback = [e for e in run.timeline() if e['action'] == 'svpms.incident_response.ecs_rollback']
     assert rollback and rollback[0]['status'] == 'changed' and rollback[0]['check_mode'] is True
+    # --check on an incident that has a record (the approve run's) keeps that record; its plan is last_run.json
+    incident = os.path.basename(RECOVERED['approve_dir'])
+    shutil.copytree(RECOVERED['approve_dir'], str(tmp_path / 'incidents' / incident))
+    again = run_playbook(sandbox, tmp_path, incident, '--check')
+    assert again.rc == 0, again.output
+    assert again.summary()['outcome'] == 'approval_required'
+    with open(os.path.join(again.incident_dir, 'last_run.json')) as fh:
+        plan = json.load(fh)
+    assert plan['outcome'] == 'would_mitigate' and plan['check_mode'] is True
+    assert 'The incident record (outcome approval_required) is kept' in again.output
+    assert current_revision(sandbox) == bad
 
 
 def run_in_terminal(cmd, env, answer, timeout=300):
